@@ -1,0 +1,1 @@
+"""ANN baselines built for conversion: ReLU, average pooling, optional BN and bias."""

@@ -1,0 +1,1 @@
+"""The published leaderboard: tables and plots built from results/*.json."""
