@@ -102,7 +102,8 @@ def _series_label(row: pd.Series) -> str:
 def plot_accuracy_vs_timesteps(frame: pd.DataFrame, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     spiking = frame[frame.timesteps > 0]
-    for label, group in spiking.groupby(spiking.apply(_series_label, axis=1), sort=True):
+    labels = pd.Series([_series_label(r) for _, r in spiking.iterrows()], index=spiking.index, dtype=str)
+    for label, group in spiking.groupby(labels, sort=True):
         group = group.sort_values("timesteps")
         ax.plot(group.timesteps, group.accuracy * 100, marker="o", markersize=3, label=label)
     for _, row in frame[frame.method == "ann"].iterrows():

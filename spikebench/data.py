@@ -258,12 +258,17 @@ def load_prepared(directory: str | Path = "data/prepared") -> SplitData:
         )
     if split_hash(raw.content_hash, splits) != manifest["split_hash"]:
         raise DatasetError(f"{directory}/splits.npz: split hash mismatch with manifest.json; run `dvc repro prepare`")
+    return to_split_data(raw, splits)
+
+
+def to_split_data(raw: RawDataset, splits: Splits) -> SplitData:
+    """Float tensors in [0, 1] for each split of an in-memory dataset."""
     x = torch.from_numpy(raw.x.astype(np.float32) / 255.0)
     y = torch.from_numpy(raw.y)
     pick = lambda idx: (x[idx], y[idx])  # noqa: E731
     return SplitData(
         dataset=raw.name,
-        split_hash=manifest["split_hash"],
+        split_hash=split_hash(raw.content_hash, splits),
         input_shape=tuple(raw.x.shape[1:]),
         num_classes=raw.num_classes,
         train=pick(torch.from_numpy(splits.train)),
