@@ -76,7 +76,7 @@ def test_leaderboard_lists_every_method_on_digits(smoke_run):
     text = (work / "leaderboard" / "LEADERBOARD.md").read_text()
     table = text.split("## digits")[1].split("\n## ")[0]
     listed = {line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ") and "---" not in line}
-    shown = {m for m, extra in zip(frame.method, frame.extra) if (extra or {}).get("leaderboard", True)}
+    shown = {m for m, extra in zip(frame.method, frame.extra, strict=True) if (extra or {}).get("leaderboard", True)}
     assert "ann" in listed and shown <= listed
     ann = frame[frame.method == "ann"].iloc[0]
     assert ann.accuracy > 0.8 and ann.macs_per_image > 0 and ann.energy_per_image_j > 0

@@ -9,8 +9,6 @@ from spikebench.errors import ModelError
 from spikebench.io import atomic_write_bytes, load_checkpoint, save_checkpoint
 
 
-
-
 def test_failed_write_leaves_previous_file_and_no_temporaries(tmp_path, monkeypatch):
     target = tmp_path / "out.json"
     atomic_write_bytes(target, b"old")
