@@ -1,12 +1,21 @@
-"""Stage `baseline`: train the default ANN, save it, write results/baseline.json."""
+"""Stage `baseline`: train the default ANN, save it, write results/baseline.json.
+
+Training checkpoints every epoch (under checkpoints/, keyed by params and split) and
+resumes after an interruption. Launch with `torchrun --nproc_per_node N -m
+baselines.train` to train data-parallel; rank 0 writes the outputs.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from baselines.models import ARCHS, ArchConfig, build_model
 from baselines.training import EpochStats, accuracy, fit, seed_everything
 from spikebench.data import load_prepared
+from spikebench.distributed import init_from_env, shutdown
 from spikebench.energy import MacCounter, count_params, energy_joules
 from spikebench.errors import cli_main
 from spikebench.io import save_checkpoint
@@ -18,6 +27,7 @@ from spikebench.tracking import stage_run
 MODEL_PATH = "models/ann.pt"
 RESULTS_PATH = "results/baseline.json"
 CURVE_PATH = "reports/baseline_training.png"
+CHECKPOINT_DIR = Path("checkpoints")
 
 
 @dataclass(frozen=True)
@@ -27,50 +37,67 @@ class BaselineParams:
     batch_norm: bool = constraint(False)
     bias: bool = constraint(True)
     epochs: int = constraint(5, min=1)
-    batch_size: int = constraint(128, min=1)
+    batch_size: int = constraint(128, min=1)  # global batch, split across torchrun processes
     lr: float = constraint(2e-3, min_exclusive=0.0)
     weight_decay: float = constraint(0.0, min=0.0)
+
+
+def checkpoint_path(params: BaselineParams, split_hash: str, seed: int) -> Path:
+    """Resume only a run with the same params, data split and seed."""
+    key = json.dumps([asdict(params), split_hash, seed], sort_keys=True)
+    return CHECKPOINT_DIR / f"baseline-{hashlib.sha256(key.encode()).hexdigest()[:12]}.pt"
 
 
 @cli_main
 def main() -> None:
     common, params = load_section(BaselineParams, "baseline")
     device = resolve_device(common.device)
+    rank, world = init_from_env(device)
     data = load_prepared()
     seed_everything(common.seed)
     config = ArchConfig(params.arch, data.input_shape, data.num_classes, params.batch_norm, params.bias, tuple(params.channels))
     model = build_model(config)
+    resume = checkpoint_path(params, data.split_hash, common.seed)
 
-    with stage_run("baseline", method="ann", library="torch", dataset=data.dataset, split_hash=data.split_hash, params=params) as run:
+    with stage_run("baseline", method="ann", library="torch", dataset=data.dataset, split_hash=data.split_hash,
+                   params=params, enabled=rank == 0) as run:
         def log_epoch(stats: EpochStats) -> None:
             run.log_metrics({"train_loss": stats.train_loss, "train_accuracy": stats.train_accuracy,
                              "val_accuracy": stats.val_accuracy, "epoch_seconds": stats.seconds}, step=stats.epoch)
-            print(f"baseline epoch {stats.epoch}: loss {stats.train_loss:.4f} val {stats.val_accuracy:.4f} ({stats.seconds:.1f}s)")
+            if rank == 0:
+                print(f"baseline epoch {stats.epoch}: loss {stats.train_loss:.4f} val {stats.val_accuracy:.4f} ({stats.seconds:.1f}s)")
 
         history = fit(model, data.train, data.val, epochs=params.epochs, batch_size=params.batch_size, lr=params.lr,
-                      weight_decay=params.weight_decay, seed=common.seed, device=device, on_epoch=log_epoch)
+                      weight_decay=params.weight_decay, seed=common.seed, device=device, on_epoch=log_epoch, checkpoint=resume)
         model.cpu().eval()
         test_accuracy = accuracy(model, data.test)
-        train_seconds = sum(s.seconds for s in history)
-        macs = MacCounter(model).count(data.input_shape)
-        params_total, nonzero = count_params(model)
-        run.log_metrics({"test_accuracy": test_accuracy, "train_seconds": train_seconds, "macs_per_image": macs})
+        if rank == 0:
+            write_outputs(model, config, params, data, history, test_accuracy, common.seed, device, world, run)
+            resume.unlink(missing_ok=True)
+    shutdown()
+    if rank == 0:
+        print(f"baseline: test accuracy {test_accuracy:.4f}, trained in {sum(s.seconds for s in history):.0f}s on {device} x{world}")
 
-        meta = {**config.to_meta(), "dataset": data.dataset, "split_hash": data.split_hash, "test_accuracy": test_accuracy}
-        save_checkpoint(MODEL_PATH, model.state_dict(), meta)
-        plot_training_curve(history, CURVE_PATH, title=f"{params.arch} on {data.dataset}")
-        run.log_artifact(CURVE_PATH)
-        run.log_artifact(MODEL_PATH, "model")
-        row = ResultRow(
-            method="ann", library="torch", dataset=data.dataset, split_hash=data.split_hash, arch=params.arch,
-            timesteps=0, accuracy=test_accuracy, ann_accuracy=test_accuracy, spikes_per_image=0.0,
-            synops_per_image=0.0, macs_per_image=float(macs), energy_per_image_j=energy_joules(macs, 0),
-            params=params_total, nonzero_params=nonzero, weight_bits=32, seed=common.seed,
-            mlflow_run_id=run.run_id, mlflow_experiment_id=run.experiment_id,
-            extra={"train_seconds": round(train_seconds, 1), "epochs": params.epochs, "device": device},
-        )
-        write_rows(RESULTS_PATH, [row])
-    print(f"baseline: test accuracy {test_accuracy:.4f}, trained in {train_seconds:.0f}s on {device}")
+
+def write_outputs(model, config, params, data, history, test_accuracy, seed, device, world, run) -> None:
+    train_seconds = sum(s.seconds for s in history)
+    macs = MacCounter(model).count(data.input_shape)
+    params_total, nonzero = count_params(model)
+    run.log_metrics({"test_accuracy": test_accuracy, "train_seconds": train_seconds, "macs_per_image": macs})
+    meta = {**config.to_meta(), "dataset": data.dataset, "split_hash": data.split_hash, "test_accuracy": test_accuracy}
+    save_checkpoint(MODEL_PATH, model.state_dict(), meta)
+    plot_training_curve(history, CURVE_PATH, title=f"{params.arch} on {data.dataset}")
+    run.log_artifact(CURVE_PATH)
+    run.log_artifact(MODEL_PATH, "model")
+    row = ResultRow(
+        method="ann", library="torch", dataset=data.dataset, split_hash=data.split_hash, arch=params.arch,
+        timesteps=0, accuracy=test_accuracy, ann_accuracy=test_accuracy, spikes_per_image=0.0,
+        synops_per_image=0.0, macs_per_image=float(macs), energy_per_image_j=energy_joules(macs, 0),
+        params=params_total, nonzero_params=nonzero, weight_bits=32, seed=seed,
+        mlflow_run_id=run.run_id, mlflow_experiment_id=run.experiment_id,
+        extra={"train_seconds": round(train_seconds, 1), "epochs": params.epochs, "device": device, "processes": world},
+    )
+    write_rows(RESULTS_PATH, [row])
 
 
 if __name__ == "__main__":

@@ -6,12 +6,16 @@ gives the same weights twice on the same machine.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
+
+from spikebench.io import load_checkpoint, save_checkpoint
 
 
 @dataclass
@@ -49,6 +53,15 @@ def accuracy(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor], device: 
     return float((predict(model, x, device=device) == y).float().mean())
 
 
+def _distributed() -> tuple[int, int]:
+    """(rank, world size); (0, 1) unless launched under torchrun with a process group."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 def fit(
     model: nn.Module,
     train: tuple[torch.Tensor, torch.Tensor],
@@ -61,26 +74,45 @@ def fit(
     seed: int,
     device: str = "cpu",
     on_epoch: Callable[[EpochStats], None] | None = None,
+    checkpoint: str | Path | None = None,
 ) -> list[EpochStats]:
-    """Adam with a cosine learning-rate schedule and cross-entropy loss."""
-    import time
+    """Adam with a cosine learning-rate schedule and cross-entropy loss.
 
+    With `checkpoint`, the full training state (weights, optimizer, schedule, batch-order
+    generator, history) is saved after every epoch and training resumes from it, so an
+    interrupted run finishes with the same weights as an uninterrupted one. Under
+    torchrun, each process takes its share of every global batch and DDP averages the
+    gradients, so the result matches a single process with the same `batch_size`.
+    """
+    rank, world = _distributed()
     model.to(device)
     x, y = train
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = (len(x) + batch_size - 1) // batch_size
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
     generator = torch.Generator().manual_seed(seed)
-    history = []
-    for epoch in range(1, epochs + 1):
+    history: list[EpochStats] = []
+    if checkpoint is not None and Path(checkpoint).exists():
+        state, meta = load_checkpoint(checkpoint)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(meta["scheduler"])
+        generator.set_state(state["generator"])
+        history = [EpochStats(**h) for h in meta["history"]]
+        print(f"resuming from {checkpoint} after epoch {len(history)}")
+    trainer = model
+    if world > 1:
+        trainer = nn.parallel.DistributedDataParallel(model)
+    for epoch in range(len(history) + 1, epochs + 1):
         started = time.perf_counter()
         model.train()
         order = torch.randperm(len(x), generator=generator)
         total_loss, correct = 0.0, 0
-        for start in tqdm(range(0, len(x), batch_size), desc=f"epoch {epoch}/{epochs}", leave=False, mininterval=2):
-            index = order[start : start + batch_size]
+        batches = range(0, len(x), batch_size)
+        for start in tqdm(batches, desc=f"epoch {epoch}/{epochs}", leave=False, mininterval=2, disable=rank > 0):
+            index = order[start : start + batch_size].tensor_split(world)[rank]
             xb, yb = x[index].to(device), y[index].to(device)
-            logits = model(xb)
+            logits = trainer(xb)
             loss = nn.functional.cross_entropy(logits, yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -88,8 +120,15 @@ def fit(
             scheduler.step()
             total_loss += loss.item() * len(index)
             correct += int((logits.argmax(1) == yb).sum())
-        stats = EpochStats(epoch, total_loss / len(x), correct / len(x), accuracy(model, val, device), time.perf_counter() - started)
+        seen = len(x) / world
+        stats = EpochStats(epoch, total_loss / seen, correct / seen, accuracy(model, val, device), time.perf_counter() - started)
         history.append(stats)
+        if checkpoint is not None and rank == 0:
+            save_checkpoint(
+                checkpoint,
+                {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "generator": generator.get_state()},
+                {"scheduler": scheduler.state_dict(), "history": [asdict(h) for h in history]},
+            )
         if on_epoch:
             on_epoch(stats)
     return history

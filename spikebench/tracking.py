@@ -101,9 +101,14 @@ def _connect() -> None:
 
 
 @contextlib.contextmanager
-def stage_run(stage: str, *, method: str, library: str, dataset: str, split_hash: str, params: Any = None) -> Iterator[StageRun]:
-    """Open the MLflow run of one pipeline stage; mark it FAILED if the body raises."""
-    if not tracking_enabled():
+def stage_run(
+    stage: str, *, method: str, library: str, dataset: str, split_hash: str, params: Any = None, enabled: bool = True
+) -> Iterator[StageRun]:
+    """Open the MLflow run of one pipeline stage; mark it FAILED if the body raises.
+
+    `enabled=False` (e.g. on non-zero torchrun ranks) yields a handle that logs nothing.
+    """
+    if not (enabled and tracking_enabled()):
         yield StageRun(None)
         return
     import logging
