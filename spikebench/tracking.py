@@ -162,3 +162,35 @@ def child_run(name: str, tags: dict[str, Any] | None = None) -> Iterator[StageRu
         mlflow.end_run(status="FAILED")
         raise
     mlflow.end_run(status="FINISHED")
+
+
+@contextlib.contextmanager
+def ui_server(store: str, port: int, host: str = "127.0.0.1", timeout: float = 90) -> Iterator[str]:
+    """Run `mlflow ui` on loopback for the duration of the block; yields its base URL.
+
+    Started with `exec` so the PID held is the server's own; on exit the server and the
+    workers it started (its process group) are stopped, nothing else.
+    """
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    mlflow_bin = Path(sys.executable).with_name("mlflow")
+    command = f'exec "{mlflow_bin}" ui --host {host} --port {port} --backend-store-uri "{store}" --workers 1'
+    server = subprocess.Popen(["bash", "-c", command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://{host}:{port}"
+    try:
+        deadline = time.time() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=5).read()
+                break
+            except OSError:
+                if server.poll() is not None or time.time() > deadline:
+                    raise SpikebenchError(f"mlflow ui on {url} did not start (exit {server.poll()})") from None
+                time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from spikebench.results import rows_frame
-from spikebench.tracking import EXPERIMENT
+from spikebench.tracking import EXPERIMENT, ui_server
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,3 +88,34 @@ def test_second_repro_is_a_no_op(smoke_run):
     assert second.returncode == 0
     assert "Running stage" not in second.stdout
     assert "up to date" in second.stdout
+
+
+def test_mlflow_ui_lists_every_stage_in_a_real_browser(smoke_run, tmp_path):
+    """Headless Chromium renders the experiment's runs page; every stage's run is listed."""
+    import socket
+
+    import mlflow
+
+    _, store, _ = smoke_run
+    mlflow.set_tracking_uri(store)
+    experiment_id = mlflow.get_experiment_by_name(EXPERIMENT).experiment_id
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with ui_server(store, port) as url:
+        page = f"{url}/#/experiments/{experiment_id}/runs"
+        dom = chromium(tmp_path, "--dump-dom", page)
+        chromium(tmp_path, f"--screenshot={tmp_path / 'mlflow_ui.png'}", page)
+    stages = set(yaml.safe_load((smoke_run[0] / "dvc.yaml").read_text())["stages"])
+    assert all(f">{stage}<" in dom for stage in stages), sorted(s for s in stages if f">{s}<" not in dom)
+    assert (tmp_path / "mlflow_ui.png").stat().st_size > 10_000
+
+
+def chromium(profile_dir: Path, *args: str) -> str:
+    """Run Debian's Chromium headless (flags that keep it off the closed network)."""
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={profile_dir / 'chromium'}",
+             "--virtual-time-budget=30000", "--window-size=1400,800"]
+    result = subprocess.run(["chromium", *flags, *args], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout

@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
-import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from spikebench.errors import SpikebenchError
-from spikebench.tracking import EXPERIMENT, child_run, stage_run
+from spikebench.tracking import EXPERIMENT, child_run, stage_run, ui_server
 
 
 @pytest.fixture(scope="module")
@@ -79,33 +73,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_mlflow_ui_serves_the_runs(tracking_on, tmp_path):
+def test_mlflow_ui_serves_the_runs(tracking_on):
+    import mlflow
+
     with stage_run("served", method="ann", library="torch", dataset="digits", split_hash="s1") as run:
         run_id = run.run_id
-    port = free_port()
-    mlflow_bin = Path(sys.executable).with_name("mlflow")
-    # `exec` so that the PID we hold is the server itself, not a shell around it.
-    server = subprocess.Popen(
-        ["bash", "-c", f'exec "{mlflow_bin}" ui --host 127.0.0.1 --port {port} --backend-store-uri "{tracking_on}" --workers 1'],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    try:
-        import mlflow
-
-        experiment_id = mlflow.get_experiment_by_name(EXPERIMENT).experiment_id
+    experiment_id = mlflow.get_experiment_by_name(EXPERIMENT).experiment_id
+    with ui_server(tracking_on, free_port()) as url:
         body = json.dumps({"experiment_ids": [experiment_id], "max_results": 100}).encode()
-        deadline, found = time.time() + 90, None
-        while time.time() < deadline and found is None:
-            try:
-                request = urllib.request.Request(f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/search", data=body,
-                                                 headers={"Content-Type": "application/json"})
-                found = json.loads(urllib.request.urlopen(request, timeout=5).read())
-            except OSError:
-                assert server.poll() is None, "mlflow ui exited early"
-                time.sleep(1)
-        assert found is not None, "mlflow ui did not answer within 90 s"
+        request = urllib.request.Request(f"{url}/api/2.0/mlflow/runs/search", data=body, headers={"Content-Type": "application/json"})
+        found = json.loads(urllib.request.urlopen(request, timeout=10).read())
         assert run_id in {r["info"]["run_id"] for r in found.get("runs", [])}
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server and the workers it started, nothing else
-        server.wait(timeout=30)
-    assert server.returncode is not None
+    with pytest.raises(OSError):  # exactly that server is gone
+        urllib.request.urlopen(f"{url}/health", timeout=2)
