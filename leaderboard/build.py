@@ -33,7 +33,7 @@ class LeaderboardParams:
 
 def config_label(row: pd.Series) -> str:
     """Short description of a row's configuration from its `extra` fields."""
-    keys = ("config", "reset", "percentile", "mode", "density", "bits", "pooling", "control")
+    keys = ("config", "reset", "percentile", "threshold_scale", "mode", "density", "bits", "pooling", "control")
     extra = row["extra"] or {}
     return ", ".join(f"{k}={extra[k]}" for k in keys if k in extra)
 

@@ -1,0 +1,101 @@
+"""Engine throughput vs snntorch, norse and spikingjelly on the same converted CNN (not a test).
+
+    python -m benchmarks.engine_throughput [--repeats 5] [--batch 128]
+
+Every implementation simulates the same network (models/conversion_snn.pt: the default
+Fashion-MNIST CNN converted by the `conversion` stage) on the same batch of test images
+at T = 8 and T = 32. Repetitions are interleaved (engine, snntorch, norse, spikingjelly,
+ANN, then again, rotating the order) so that load changes on the shared machine hit all
+of them alike; images/s are medians over repetitions. The dense limit is the ANN's
+forward images/s divided by T. Writes benchmarks/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from spikebench.backends.steploop import LIBRARIES, build_backend
+from spikebench.data import load_prepared
+from spikebench.io import atomic_write_json
+from spikebench.spiking import load_snn
+
+RESULTS_PATH = Path("benchmarks/results.json")
+MODEL_PATH = "models/conversion_snn.pt"
+
+
+def _timed(run, x: torch.Tensor) -> float:
+    started = time.perf_counter()
+    with torch.no_grad():
+        run(x)
+    return len(x) / (time.perf_counter() - started)
+
+
+def _load_average() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def benchmark(batch: int, repeats: int, timesteps: list[int]) -> dict:
+    net, meta = load_snn(MODEL_PATH)
+    data = load_prepared()
+    x = data.test[0][:batch]
+    from methods.conversion import load_ann
+
+    ann, _ = load_ann(data)
+    implementations = {"engine": lambda t: (lambda inputs: net(inputs, t))}
+    for library in LIBRARIES:
+        backend = build_backend(library, net)
+        implementations[library] = lambda t, b=backend: (lambda inputs: b(inputs, t))
+    results: dict = {"T" + str(t): {name: [] for name in [*implementations, "ann"]} for t in timesteps}
+    load_before = _load_average()
+    for t in timesteps:
+        for run in [*implementations.values()]:
+            _timed(run(t), x)  # warm-up (allocator, oneDNN primitive caches)
+        names = [*implementations, "ann"]
+        for repeat in range(repeats):
+            order = names[repeat % len(names):] + names[: repeat % len(names)]
+            for name in order:
+                run = (lambda inputs: ann(inputs)) if name == "ann" else implementations[name](t)
+                results["T" + str(t)][name].append(_timed(run, x))
+    summary: dict = {"speedup_vs_fastest_peer": {}, "images_per_second": {}, "dense_limit_images_per_second": {}, "samples": results}
+    for t in timesteps:
+        key = "T" + str(t)
+        medians = {name: statistics.median(values) for name, values in results[key].items()}
+        peers = {name: medians[name] for name in LIBRARIES}
+        fastest = max(peers, key=peers.get)
+        summary["images_per_second"][key] = {name: round(v, 1) for name, v in medians.items() if name != "ann"}
+        summary["dense_limit_images_per_second"][key] = round(medians["ann"] / t, 1)
+        summary["speedup_vs_fastest_peer"][key] = round(medians["engine"] / peers[fastest], 3)
+        summary.setdefault("fastest_peer", {})[key] = fastest
+        summary.setdefault("ratios_vs_engine", {})[key] = {name: round(medians["engine"] / v, 3) for name, v in peers.items()}
+    summary["conditions"] = {
+        "batch": batch, "repeats": repeats, "model": MODEL_PATH, "model_dataset": meta.get("dataset"),
+        "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine(),
+        "torch": torch.__version__, "load_average_before": load_before, "load_average_after": _load_average(),
+        "note": "wall-clock images/s on a shared 2-core machine; medians of interleaved repetitions",
+    }
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--timesteps", type=int, nargs="+", default=[8, 32])
+    args = parser.parse_args()
+    summary = benchmark(args.batch, args.repeats, args.timesteps)
+    atomic_write_json(RESULTS_PATH, summary)
+    for key, values in summary["images_per_second"].items():
+        print(f"{key}: images/s {values}; dense limit {summary['dense_limit_images_per_second'][key]}; "
+              f"engine / fastest peer ({summary['fastest_peer'][key]}) = {summary['speedup_vs_fastest_peer'][key]}x")
+    print(f"load average before {summary['conditions']['load_average_before']}, after {summary['conditions']['load_average_after']}")
+
+
+if __name__ == "__main__":
+    main()

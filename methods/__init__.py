@@ -1,0 +1,1 @@
+"""One module per SNN method; each is a pipeline stage run as `python -m methods.<name>`."""

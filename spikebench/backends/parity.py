@@ -1,0 +1,165 @@
+"""Stage `parity`: the converted SNN in snntorch, norse, spikingjelly and brian2 vs our engine.
+
+The main converted network (models/conversion_snn.pt, reset by subtraction) runs on a
+fixed subset of the test split in our engine and in each library's step-by-step form
+(`spikebench.backends.build_backend`). Per library: accuracy at every T up to
+`timesteps`, the fraction of images whose prediction equals the engine's, and per layer
+the total spikes and the largest per-neuron spike-count difference. norse has only a
+hard-reset IF, so it is compared with the engine running the same weights with reset to
+zero (identical neuron) and, for information, with the subtract network. brian2
+simulates the FC head on the engine's spikes (`spikebench.backends.brian2_if`).
+
+Writes reports/parity.json and results/parity.json (per-library rows; only the rows at
+T = `timesteps` enter the leaderboard table).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+
+import torch
+
+from baselines.training import seed_everything
+from spikebench.backends.brian2_if import compare_head
+from spikebench.backends.steploop import LIBRARIES, build_backend
+from spikebench.convert import fixed_subset, powers_of_two
+from spikebench.data import check_split_hash, load_prepared
+from spikebench.energy import count_params, fanout_maps, snn_metrics_per_step
+from spikebench.errors import cli_main
+from spikebench.io import atomic_write_json
+from spikebench.params import constraint, load_section
+from spikebench.results import ResultRow, write_rows
+from spikebench.spiking import SpikingNetwork, load_snn
+from spikebench.tracking import child_run, stage_run
+
+MODEL_PATH = "models/conversion_snn.pt"
+REPORT_PATH = "reports/parity.json"
+RESULTS_PATH = "results/parity.json"
+
+
+@dataclass(frozen=True)
+class ParityParams:
+    libraries: list[str] = constraint(list(LIBRARIES), nonempty=True, choices=LIBRARIES)
+    timesteps: int = constraint(32, min=1)
+    images: int = constraint(1000, min=0)  # fixed test subset; 0 = the whole split
+    batch_size: int = constraint(125, min=1)
+    brian2_images: int = constraint(100, min=1)
+    brian2_timesteps: int = constraint(32, min=1)
+
+
+@dataclass
+class RunRecord:
+    """Everything compared between two simulators over the image subset."""
+
+    predictions: torch.Tensor  # (T, images)
+    spikes_per_step: list[torch.Tensor]  # per layer, (T,) summed over images
+    synops_per_step: list[torch.Tensor]
+    counts: list[torch.Tensor]  # per layer, (images, neurons) spike counts over T
+    seconds: float
+
+
+def run_simulator(simulate, x: torch.Tensor, timesteps: int, batch_size: int, fanouts: list[torch.Tensor]) -> RunRecord:
+    """Run `simulate(x_batch, T, record_neurons=True, fanouts=...)` over `x` in batches."""
+    started = time.perf_counter()
+    predictions, counts, spikes, synops = [], None, None, None
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            result = simulate(x[start : start + batch_size], timesteps, record_neurons=True, fanouts=fanouts)
+            predictions.append(result.predictions_per_step())
+            batch_counts = [c.flatten(1).to(torch.int32) for c in result.neuron_counts]
+            counts = batch_counts if counts is None else [torch.cat([a, b]) for a, b in zip(counts, batch_counts, strict=True)]
+            spikes = result.spikes_per_step if spikes is None else [a + b for a, b in zip(spikes, result.spikes_per_step, strict=True)]
+            synops = result.synops_per_step if synops is None else [a + b for a, b in zip(synops, result.synops_per_step, strict=True)]
+    return RunRecord(torch.cat(predictions, 1), spikes, synops, counts, time.perf_counter() - started)
+
+
+def compare_runs(library: RunRecord, engine: RunRecord, labels: torch.Tensor, timesteps: list[int]) -> dict:
+    """Accuracy per T, identical-prediction fraction per T and spike-count differences per layer."""
+    return {
+        "accuracy": {t: float((library.predictions[t - 1] == labels).float().mean()) for t in timesteps},
+        "engine_accuracy": {t: float((engine.predictions[t - 1] == labels).float().mean()) for t in timesteps},
+        "identical_predictions": {t: float((library.predictions[t - 1] == engine.predictions[t - 1]).float().mean()) for t in timesteps},
+        "spikes_per_layer": [int(c.sum()) for c in library.counts],
+        "engine_spikes_per_layer": [int(c.sum()) for c in engine.counts],
+        "max_spike_count_difference_per_layer": [int((a - b).abs().max()) for a, b in zip(library.counts, engine.counts, strict=True)],
+        "differing_neuron_counts_per_layer": [int((a != b).sum()) for a, b in zip(library.counts, engine.counts, strict=True)],
+        "seconds": round(library.seconds, 2),
+    }
+
+
+NEURON_NOTES = {
+    "snntorch": "snn.Leaky(beta=1, reset_mechanism=subtract): same soft-reset IF; fires on v > threshold (engine: >=)",
+    "spikingjelly": "IFNode(v_reset=None), single-step mode: same soft-reset IF, fires on v >= threshold",
+    "norse": "IAFCell: IF with hard reset to 0 (norse 1.1.0 has no soft reset), fires on v > threshold; "
+             "compared with the engine running the same weights with reset=zero",
+}
+
+
+@cli_main
+def main() -> None:
+    common, params = load_section(ParityParams, "parity")
+    data = load_prepared()
+    seed_everything(common.seed)
+    net, meta = load_snn(MODEL_PATH)
+    check_split_hash(data.split_hash, meta.get("split_hash", ""), MODEL_PATH)
+    x_test, y_test = data.test
+    index = fixed_subset(len(x_test), params.images, common.seed)
+    x, y = x_test[index], y_test[index]
+    timesteps = powers_of_two(params.timesteps)
+    t_max = timesteps[-1]
+    fanouts = fanout_maps(net, data.input_shape)
+    zero_net: SpikingNetwork = copy.deepcopy(net)
+    zero_net.reset = "zero"
+    total, nonzero = count_params(net)
+
+    with stage_run("parity", method="conversion", library="all", dataset=data.dataset, split_hash=data.split_hash, params=params) as run:
+        started = time.perf_counter()
+        engine = run_simulator(net, x, t_max, params.batch_size, fanouts)
+        engine_zero = run_simulator(zero_net, x, t_max, params.batch_size, fanouts) if "norse" in params.libraries else None
+        report = {"model": MODEL_PATH, "images": len(x), "test_subset_seed": common.seed, "timesteps": t_max,
+                  "engine_seconds": round(engine.seconds, 2), "libraries": {}}
+        rows = []
+        for library in params.libraries:
+            with child_run(f"parity-{library}", {"library": library}) as child:
+                reference_net, reference = (zero_net, engine_zero) if library == "norse" else (net, engine)
+                backend = build_backend(library, reference_net)
+                record = run_simulator(backend, x, t_max, params.batch_size, fanouts)
+                entry = compare_runs(record, reference, y, timesteps)
+                entry["neuron"] = NEURON_NOTES[library]
+                entry["compared_with"] = f"engine, reset={reference_net.reset}"
+                if library == "norse":
+                    entry["identical_predictions_vs_engine_subtract"] = {
+                        t: float((record.predictions[t - 1] == engine.predictions[t - 1]).float().mean()) for t in timesteps}
+                report["libraries"][library] = entry
+                child.log_metrics({"identical_predictions": entry["identical_predictions"][t_max], "accuracy": entry["accuracy"][t_max]})
+                per_step = snn_metrics_per_step(reference_net, data.input_shape, record.spikes_per_step, record.synops_per_step, len(x))
+                for t in timesteps:
+                    metrics = per_step[t - 1]
+                    rows.append(ResultRow(
+                        method="conversion", library=library, dataset=data.dataset, split_hash=data.split_hash, arch=meta.get("arch", "cnn"),
+                        timesteps=t, accuracy=entry["accuracy"][t], ann_accuracy=meta.get("ann_accuracy"),
+                        spikes_per_image=metrics.spikes, synops_per_image=metrics.synops, macs_per_image=metrics.macs,
+                        energy_per_image_j=metrics.energy_j, params=total, nonzero_params=nonzero, weight_bits=32, seed=common.seed,
+                        mlflow_run_id=run.run_id, mlflow_experiment_id=run.experiment_id,
+                        extra={"config": "parity", "reset": reference_net.reset, "percentile": meta.get("percentile"),
+                               "test_images": len(x), "identical_predictions": entry["identical_predictions"][t],
+                               "leaderboard": t == t_max, **metrics.as_extra()},
+                    ))
+        brian2_started = time.perf_counter()
+        b2_index = fixed_subset(len(x_test), params.brian2_images, common.seed)
+        comparison = compare_head(net, x_test[b2_index], params.brian2_timesteps)
+        report["brian2"] = {**comparison.summary(), "seconds": round(time.perf_counter() - brian2_started, 1),
+                            "setup": "FC head fed by the engine's conv spikes (pooling folded into the synapses), float64, numpy codegen"}
+        report["seconds"] = round(time.perf_counter() - started, 1)
+        atomic_write_json(REPORT_PATH, report)
+        write_rows(RESULTS_PATH, rows)
+        run.log_artifact(REPORT_PATH)
+        run.log_metrics({"seconds": report["seconds"], "brian2_differing_counts": sum(comparison.differing_counts())})
+    summary = {lib: e["identical_predictions"][t_max] for lib, e in report["libraries"].items()}
+    print(f"parity: identical predictions at T={t_max} {summary}; brian2 differing counts {comparison.differing_counts()}; {report['seconds']}s")
+
+
+if __name__ == "__main__":
+    main()

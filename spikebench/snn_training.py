@@ -1,0 +1,196 @@
+"""Surrogate-gradient training of a `SpikingNetwork` (hybrid training, shared by methods).
+
+Hybrid training (Rathi et al. 2020; Chowdhury et al. 2021; Kundu et al. 2021): start from
+a converted ANN, then train the SNN itself with backpropagation through time, the spike
+non-linearity replaced by the engine's surrogate derivative. Thresholds (and optionally
+leaks) are learnable. The loss is cross-entropy on the output layer's membrane potential
+after T steps divided by T (a converted network's per-step output current is the ANN's
+logit, so the same scale works at every T), plus an optional method-specific term.
+
+Method hooks keep this loop method-agnostic:
+  extra_loss(net, result)  a differentiable penalty added to the loss (e.g. spike activity)
+  before_step(net)         after backward, before the optimizer step (e.g. mask gradients)
+  after_step(net)          after the step (e.g. re-apply pruning masks to the weights)
+  on_epoch(stats)          per-epoch record (MLflow metrics with step=epoch)
+
+Batches are drawn with a seeded generator (optionally a fresh random subset of the
+training split per epoch), so a fixed seed gives the same weights twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from spikebench.energy import SnnMetrics, fanout_maps, snn_metrics_per_step
+from spikebench.errors import ParamsError
+from spikebench.spiking import SimulationResult, SpikingNetwork, simulate
+
+# Thresholds are kept above this so a learnt threshold can never reach zero (every
+# neuron would fire every step) or flip sign.
+MIN_THRESHOLD = 1e-3
+
+
+@dataclass
+class SnnEpochStats:
+    epoch: int
+    timesteps: int
+    train_loss: float
+    train_accuracy: float
+    val_accuracy: float
+    seconds: float
+    thresholds: list[float]
+    leaks: list[float]
+
+
+@dataclass
+class SnnMeasurement:
+    """Accuracy and per-image op counts of an SNN at T on one image set."""
+
+    accuracy: float
+    metrics: SnnMetrics
+
+    @property
+    def energy_j(self) -> float:
+        return self.metrics.energy_j
+
+
+def trainable(net: SpikingNetwork, *, learn_threshold: bool = True, learn_leak: bool = False,
+              surrogate: str = "fast_sigmoid", surrogate_alpha: float = 10.0) -> SpikingNetwork:
+    """A copy of `net` (same weights, thresholds, leaks, reset) with learnable neuron parameters."""
+    state, meta = net.to_checkpoint()
+    return SpikingNetwork.from_meta(meta, state, learn_threshold=learn_threshold, learn_leak=learn_leak,
+                                    surrogate=surrogate, surrogate_alpha=surrogate_alpha)
+
+
+def output_logits(result: SimulationResult) -> torch.Tensor:
+    """Output membrane after the last step divided by T (the per-step mean output current)."""
+    return result.membrane[-1] / result.timesteps
+
+
+@torch.no_grad()
+def clamp_neuron_parameters(net: SpikingNetwork) -> None:
+    """Keep learnt thresholds positive and leaks in [0, 1] (the engine's valid range)."""
+    if isinstance(net.thresholds, nn.Parameter):
+        net.thresholds.clamp_(min=MIN_THRESHOLD)
+    if isinstance(net.leaks, nn.Parameter):
+        net.leaks.clamp_(0.0, 1.0)
+
+
+def evaluate_snn(net: SpikingNetwork, data: tuple[torch.Tensor, torch.Tensor], timesteps: int, batch_size: int = 500,
+                 device: str = "cpu") -> float:
+    """Accuracy of `net` after `timesteps` steps on (images, labels)."""
+    x, y = data
+    was_training = net.training
+    net.eval()
+    correct = 0
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            result = net(x[start : start + batch_size].to(device), timesteps)
+            correct += int((result.predictions().cpu() == y[start : start + batch_size]).sum())
+    net.train(was_training)
+    return correct / max(1, len(x))
+
+
+def measure_snn(net: SpikingNetwork, data: tuple[torch.Tensor, torch.Tensor], timesteps: int, input_shape: tuple[int, ...],
+                batch_size: int = 500, progress: str | None = None) -> SnnMeasurement:
+    """Accuracy, spikes, synaptic operations and energy per image at T (45 nm op model)."""
+    x, y = data
+    net = net.cpu().eval()
+    fanouts = fanout_maps(net, input_shape)
+    result = simulate(net, x, timesteps, batch_size, fanouts=fanouts, progress=progress)
+    accuracy = float((result.predictions() == y).float().mean())
+    metrics = snn_metrics_per_step(net, input_shape, result.spikes_per_step, result.synops_per_step, len(x))[timesteps - 1]
+    return SnnMeasurement(accuracy, metrics)
+
+
+def _subset(n: int, size: int, generator: torch.Generator) -> torch.Tensor:
+    order = torch.randperm(n, generator=generator)
+    return order[:size] if 0 < size < n else order
+
+
+def train_snn(
+    net: SpikingNetwork,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    *,
+    timesteps: int,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    neuron_lr: float | None = None,
+    weight_decay: float = 0.0,
+    train_subset: int = 0,
+    val_subset: int = 0,
+    device: str = "cpu",
+    extra_loss: Callable[[SpikingNetwork, SimulationResult], torch.Tensor] | None = None,
+    before_step: Callable[[SpikingNetwork], None] | None = None,
+    after_step: Callable[[SpikingNetwork], None] | None = None,
+    on_epoch: Callable[[SnnEpochStats], None] | None = None,
+    desc: str = "snn",
+) -> list[SnnEpochStats]:
+    """Train `net` in place with BPTT at `timesteps` steps (Adam, cosine learning rate).
+
+    neuron_lr: learning rate of learnable thresholds/leaks (default `lr`); lowering T quickly
+        needs thresholds to move faster than the weights.
+    train_subset: images drawn (afresh, seeded) from the training split each epoch; 0 = all.
+    val_subset: the first n validation images are scored after each epoch; 0 = all.
+    Learnable thresholds/leaks are whatever `net` declares as parameters (see `trainable`).
+    """
+    for name, value, low in (("timesteps", timesteps, 1), ("epochs", epochs, 0), ("batch_size", batch_size, 1)):
+        if value < low:
+            raise ParamsError(f"SNN training {name} = {value}: must be >= {low}")
+    for name, value in (("lr", lr), ("neuron_lr", lr if neuron_lr is None else neuron_lr)):
+        if not value > 0:
+            raise ParamsError(f"SNN training {name} = {value}: must be > 0")
+    net.to(device).train()
+    x, y = train
+    val = (val[0][:val_subset], val[1][:val_subset]) if val_subset > 0 else val
+    per_epoch = min(train_subset, len(x)) if train_subset > 0 else len(x)
+    steps = max(1, epochs * ((per_epoch + batch_size - 1) // batch_size))
+    neuron = [p for p in (net.thresholds, net.leaks) if isinstance(p, nn.Parameter)]
+    weights = [p for p in net.parameters() if p.requires_grad and all(p is not q for q in neuron)]
+    groups = [{"params": weights}] + ([{"params": neuron, "lr": neuron_lr or lr, "weight_decay": 0.0}] if neuron else [])
+    optimizer = torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    generator = torch.Generator().manual_seed(seed)
+    history: list[SnnEpochStats] = []
+    for epoch in range(1, epochs + 1):
+        started = time.perf_counter()
+        order = _subset(len(x), per_epoch, generator)
+        total_loss, correct = 0.0, 0
+        for start in tqdm(range(0, len(order), batch_size), desc=f"{desc} T={timesteps} epoch {epoch}/{epochs}", leave=False, mininterval=2):
+            index = order[start : start + batch_size]
+            xb, yb = x[index].to(device), y[index].to(device)
+            result = net(xb, timesteps)
+            logits = output_logits(result)
+            loss = nn.functional.cross_entropy(logits, yb)
+            if extra_loss is not None:
+                loss = loss + extra_loss(net, result)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if before_step is not None:
+                before_step(net)
+            optimizer.step()
+            scheduler.step()
+            clamp_neuron_parameters(net)
+            if after_step is not None:
+                after_step(net)
+            total_loss += loss.item() * len(index)
+            correct += int((logits.argmax(1) == yb).sum())
+        stats = SnnEpochStats(
+            epoch, timesteps, total_loss / len(order), correct / len(order),
+            evaluate_snn(net, val, timesteps, device=device), time.perf_counter() - started,
+            [float(t) for t in net.thresholds.detach()], [float(v) for v in net.leaks.detach()],
+        )
+        history.append(stats)
+        if on_epoch is not None:
+            on_epoch(stats)
+    net.eval()
+    return history

@@ -1,0 +1,85 @@
+"""Conversion mechanics: BN folding, normalisation, accuracy of the converted digits CNN, bad inputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from spikebench.convert import activation_scales, convert, evaluate_timesteps, fixed_subset, parse_ann, powers_of_two
+from spikebench.errors import DatasetError, ModelError
+
+
+def test_batchnorm_folding_preserves_the_ann_function():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(),
+                          nn.Linear(64, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 3))
+    model.train()
+    model(torch.rand(32, 1, 8, 8))  # populate running statistics
+    for bn in (model[1], model[6]):
+        bn.weight.data.uniform_(0.5, 2.0)
+        bn.bias.data.uniform_(-0.5, 0.5)
+    model.eval()
+    parsed = parse_ann(model)
+    x = torch.rand(5, 1, 8, 8)
+    assert [type(m).__name__ for m in parsed.layers] == ["Conv2d", "AvgPool2d", "Flatten", "Linear", "Linear"]
+    torch.testing.assert_close(parsed.forward_activations(x)[-1], model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_converted_digits_cnn_tracks_the_ann(digits_cnn, digits_data):
+    x, y = digits_data.test
+    calibration = digits_data.calibration(200, 0)
+    ann_predictions = digits_cnn(x).argmax(1)
+    subtract = convert(digits_cnn, calibration, 99.9, "subtract")
+    zero = convert(digits_cnn, calibration, 99.9, "zero")
+    ts = powers_of_two(32)
+    soft = evaluate_timesteps(subtract, x, y, ts, digits_data.input_shape)
+    hard = evaluate_timesteps(zero, x, y, ts, digits_data.input_shape)
+    ann_correct = ann_predictions == y
+    agreement = float((soft.correct[31] == ann_correct).float().mean())  # lower bound on identical predictions
+    assert agreement >= 0.9
+    assert soft.accuracy[32] >= float(ann_correct.float().mean()) - 0.05
+    assert soft.accuracy[32] > soft.accuracy[2]  # accuracy builds up with T
+    assert sum(soft.accuracy[t] for t in (4, 8, 16)) > sum(hard.accuracy[t] for t in (4, 8, 16))  # soft reset converges faster
+    assert soft.metrics[32].synops > soft.metrics[8].synops > 0
+    assert subtract.threshold_list() == [1.0, 1.0, 1.0, None]
+
+
+def test_scales_grow_with_percentile(digits_cnn, digits_data):
+    scales = activation_scales(parse_ann(digits_cnn), digits_data.calibration(100, 0), [99.0, 99.9, 100.0])
+    for low, mid, high in zip(scales[99.0], scales[99.9], scales[100.0], strict=True):
+        assert 0 < low <= mid <= high
+
+
+@pytest.mark.parametrize("bad,message", [
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(18, 3)), r"layer 2 \(MaxPool2d\)"),
+    (nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.Sigmoid(), nn.Linear(8, 3)), r"layer 2 \(Sigmoid\)"),
+    (nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.Linear(8, 3)), r"layer 2 \(Linear\).*without ReLU"),
+    (nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.ReLU()), "ends with ReLU"),
+])
+def test_unsupported_layers_are_named(bad, message):
+    with pytest.raises(ModelError, match=message):
+        parse_ann(bad)
+
+
+def test_maxpool_with_a_chosen_strategy_converts():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32, 3))
+    assert isinstance(parse_ann(model, maxpool="avg").layers[1], nn.AvgPool2d)
+
+
+def test_bad_calibration_is_refused(digits_cnn):
+    parsed = parse_ann(digits_cnn)
+    with pytest.raises(DatasetError, match="calibration set is empty"):
+        activation_scales(parsed, torch.zeros(0, 1, 8, 8), [99.9])
+    broken = parse_ann(digits_cnn)
+    with torch.no_grad():
+        broken.layers[2].weight[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ModelError, match=r"layer 2 \(Conv2d\): NaN"):
+        activation_scales(broken, torch.rand(4, 1, 8, 8), [99.9])
+
+
+def test_helpers():
+    assert powers_of_two(64) == [1, 2, 4, 8, 16, 32, 64]
+    assert powers_of_two(40) == [1, 2, 4, 8, 16, 32, 40]
+    assert torch.equal(fixed_subset(50, 10, 3), fixed_subset(50, 10, 3))
+    assert len(fixed_subset(50, 0, 3)) == 50

@@ -1,0 +1,91 @@
+"""The shared surrogate-gradient SNN training loop (hybrid training from a converted ANN)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from spikebench.convert import convert
+from spikebench.energy import E_AC_J, E_MAC_J
+from spikebench.errors import ParamsError
+from spikebench.snn_training import evaluate_snn, measure_snn, train_snn, trainable
+
+
+@pytest.fixture(scope="module")
+def converted(digits_cnn, digits_data):
+    return convert(digits_cnn, digits_data.calibration(256, seed=0), percentile=99.9)
+
+
+def _train(net, data, **options):
+    defaults = dict(timesteps=2, epochs=2, batch_size=32, lr=2e-3, seed=0, train_subset=512, val_subset=200)
+    return train_snn(net, data.train, data.val, **{**defaults, **options})
+
+
+def test_trainable_copy_learns_thresholds_and_simulates_identically(converted, digits_data):
+    net = trainable(converted, learn_threshold=True, learn_leak=True)
+    assert isinstance(net.thresholds, nn.Parameter) and isinstance(net.leaks, nn.Parameter)
+    assert not isinstance(converted.thresholds, nn.Parameter)
+    x = digits_data.test[0][:50]
+    with torch.no_grad():
+        assert torch.allclose(net(x, 4).membrane, converted(x, 4).membrane, atol=1e-4)  # leak loop vs cumsum rounding
+
+
+def test_surrogate_training_at_low_t_beats_the_converted_network(converted, digits_data):
+    """Converted SNNs need many steps; BPTT at T=2 recovers much of the ANN's accuracy."""
+    before = evaluate_snn(converted, digits_data.val, 2)
+    net = trainable(converted)
+    history = _train(net, digits_data)
+    after = evaluate_snn(net, digits_data.val, 2)
+    assert after > before + 0.05
+    assert history[-1].train_loss < history[0].train_loss
+    assert history[-1].thresholds != [1.0, 1.0, 1.0]  # thresholds were learnt
+    assert min(history[-1].thresholds) > 0
+
+
+def test_same_seed_gives_the_same_network(converted, digits_data):
+    first, second = trainable(converted), trainable(converted)
+    _train(first, digits_data, epochs=1)
+    _train(second, digits_data, epochs=1)
+    for a, b in zip(first.parameters(), second.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_hooks_mask_weights_and_extra_loss_is_added(converted, digits_data):
+    net = trainable(converted)
+    conv = net.layers[net.synaptic[0]]
+    mask = torch.ones_like(conv.weight)
+    mask[::2] = 0
+    calls = {"loss": 0, "before": 0}
+
+    def extra_loss(model, result):
+        calls["loss"] += 1
+        return 0.0 * result.membrane.sum()
+
+    def before_step(model):
+        calls["before"] += 1
+        conv.weight.grad.mul_(mask)
+
+    def after_step(model):
+        with torch.no_grad():
+            conv.weight.mul_(mask)
+
+    before = conv.weight.detach().clone()
+    _train(net, digits_data, epochs=1, train_subset=96, extra_loss=extra_loss, before_step=before_step, after_step=after_step)
+    assert calls == {"loss": 3, "before": 3}
+    assert not conv.weight[::2].any()
+    assert not torch.equal(conv.weight[1::2], before[1::2])
+
+
+def test_measurement_energy_follows_the_45nm_op_model(converted, digits_data):
+    measured = measure_snn(converted, (digits_data.test[0][:100], digits_data.test[1][:100]), 4, digits_data.input_shape)
+    metrics = measured.metrics
+    assert metrics.timesteps == 4 and metrics.spikes > 0 and metrics.synops > metrics.spikes
+    assert measured.energy_j == pytest.approx(E_MAC_J * metrics.macs + E_AC_J * metrics.synops)
+    assert measured.accuracy == pytest.approx(evaluate_snn(converted, (digits_data.test[0][:100], digits_data.test[1][:100]), 4))
+
+
+@pytest.mark.parametrize(("option", "value"), [("timesteps", 0), ("batch_size", 0), ("lr", 0.0)])
+def test_bad_training_arguments_are_refused_by_name(converted, digits_data, option, value):
+    with pytest.raises(ParamsError, match=option):
+        _train(trainable(converted), digits_data, **{option: value})
