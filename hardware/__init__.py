@@ -1,0 +1,1 @@
+"""The spikebench SNN accelerator: RTL (rtl/), exporter, golden model, simulation, stages."""
