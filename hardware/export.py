@@ -86,6 +86,10 @@ def _fail(name: str, problem: str) -> ModelError:
 
 def _quantise_weights(name: str, weight: np.ndarray, bits: int, checkpoint_scale: float | None) -> tuple[np.ndarray, float]:
     limit = 2 ** (bits - 1) - 1
+    if not np.isfinite(weight).all():
+        raise _fail(name, "weights contain NaN or inf; the checkpoint is corrupt: retrain or re-export it")
+    if checkpoint_scale is not None and not (np.isfinite(checkpoint_scale) and checkpoint_scale > 0):
+        raise _fail(name, f"weight_scales entry {checkpoint_scale} must be a positive number")
     if checkpoint_scale is not None:
         scaled = weight / checkpoint_scale
         ints = np.rint(scaled)
@@ -118,6 +122,10 @@ def quantise(state_dict: dict, meta: dict, config: HardwareConfig, timesteps: in
     k_ckpt = int(meta.get("weight_bits", 32))
     scales = meta.get("weight_scales") if k_ckpt < 32 else None
 
+    n_synaptic = sum(spec.get("type") in ("conv", "linear") for spec in meta["layers"])
+    if len(thresholds) != n_synaptic or len(leaks) != n_synaptic:
+        raise ModelError(f"checkpoint: {len(thresholds)} thresholds and {len(leaks)} leaks for {n_synaptic} conv/linear layers; "
+                         "the contract needs one of each per layer")
     shape = tuple(int(v) for v in meta["input_shape"])
     pending_pool, flattened, first = 1, False, True
     layers: list[IntLayer] = []
@@ -152,6 +160,14 @@ def quantise(state_dict: dict, meta: dict, config: HardwareConfig, timesteps: in
             raise _fail(name, f"leak {leak} unsupported; the accelerator implements integrate-and-fire (leak 1.0)")
         weight = state_dict[f"layers.{index}.weight"].detach().cpu().double().numpy()
         bias_f = state_dict[f"layers.{index}.bias"].detach().cpu().double().numpy() if spec.get("bias") else np.zeros(weight.shape[0])
+        if kind == "conv":
+            expected = (int(spec["out_channels"]), int(spec["in_channels"]), int(spec["kernel_size"]), int(spec["kernel_size"]))
+        else:
+            expected = (int(spec["out_features"]), int(spec["in_features"]))
+        if weight.shape != expected or bias_f.shape != expected[:1]:
+            raise _fail(name, f"weight {weight.shape} / bias {bias_f.shape} do not match the layer spec {expected}; the checkpoint is inconsistent")
+        if not np.isfinite(bias_f).all():
+            raise _fail(name, "bias contains NaN or inf; the checkpoint is corrupt: retrain or re-export it")
         scale_ckpt = float(scales[j]) if scales is not None else None
         w_int, s_w = _quantise_weights(name, weight, config.weight_bits, scale_ckpt)
         in_shape = shape
@@ -398,5 +414,5 @@ def load_and_quantise(model_path: str | Path, config: HardwareConfig, timesteps:
         return quantise(state_dict, meta, config, timesteps)
     except ModelError as err:
         raise ModelError(f"{model_path}: {err}") from None
-    except (KeyError, TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
         raise ModelError(f"{model_path}: checkpoint does not follow the SNN contract ({type(err).__name__}: {err})") from None

@@ -1,0 +1,76 @@
+"""Stage `nir`: export the selected SNN (hardware/selected.json) to NIR, re-import it through
+snntorch, and check that its predictions match our engine's on the test split.
+
+Writes models/selected.nir and reports/nir.json (agreement, both accuracies, T).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from spikebench.data import check_split_hash, load_prepared
+from spikebench.errors import ModelError, SpikebenchError, cli_main
+from spikebench.io import atomic_write_json
+from spikebench.nir_interchange import imported_membrane, read_graph, snntorch_from_nir, to_nir, write_graph
+from spikebench.params import constraint, load_section
+from spikebench.spiking import load_snn, simulate
+from spikebench.tracking import stage_run
+
+SELECTED_PATH = Path("hardware/selected.json")
+NIR_PATH = Path("models/selected.nir")
+REPORT_PATH = Path("reports/nir.json")
+
+
+@dataclass(frozen=True)
+class NirParams:
+    images: int = constraint(0, min=0)                      # test images compared; 0 = the whole test split
+    min_agreement: float = constraint(0.999, min=0.0, max=1.0)  # fraction of identical predictions required
+    batch_size: int = constraint(500, min=1)
+
+
+@cli_main
+def main() -> None:
+    _, params = load_section(NirParams, "nir")
+    if not SELECTED_PATH.exists():
+        raise ModelError(f"{SELECTED_PATH}: missing; run the select stage (dvc repro select)")
+    selected = json.loads(SELECTED_PATH.read_text())
+    data = load_prepared()
+    check_split_hash(data.split_hash, selected["split_hash"], f"{selected['model_path']} (selected)")
+    net, _meta = load_snn(selected["model_path"])
+    timesteps = int(selected["timesteps"])
+    x, y = data.test
+    if params.images:
+        x, y = x[: params.images], y[: params.images]
+
+    with stage_run("nir", method=selected["method"], library="snntorch", dataset=data.dataset, split_hash=data.split_hash,
+                   params={"nir": asdict(params), "model": selected["model_path"]}) as run:
+        write_graph(to_nir(net, tuple(data.input_shape), timesteps), NIR_PATH)
+        module = snntorch_from_nir(read_graph(NIR_PATH))
+        ours = simulate(net, x, timesteps, params.batch_size, progress="engine").predictions()
+        theirs = imported_membrane(module, x, timesteps, params.batch_size).argmax(1)
+        agreement = float((ours == theirs).float().mean())
+        report = {
+            "model_path": selected["model_path"],
+            "nir_path": str(NIR_PATH),
+            "timesteps": timesteps,
+            "images": len(y),
+            "agreement": agreement,
+            "differing_images": int((ours != theirs).sum()),
+            "engine_accuracy": float((ours == y).float().mean()),
+            "snntorch_accuracy": float((theirs == y).float().mean()),
+            "importer": "snntorch 1.0.0 node builders via nirtorch; IF and Flatten built per the NIR spec (spikebench/nir_interchange.py)",
+        }
+        run.log_metrics({k: report[k] for k in ("agreement", "engine_accuracy", "snntorch_accuracy", "differing_images")})
+        atomic_write_json(REPORT_PATH, report)
+        run.log_artifact(NIR_PATH, "nir")
+        if agreement < params.min_agreement:
+            raise SpikebenchError(f"nir: snntorch's import of {NIR_PATH} agrees with the engine on {agreement:.4%} of "
+                                  f"{len(y)} test images, below nir.min_agreement={params.min_agreement}")
+    print(f"nir: {NIR_PATH} re-imported through snntorch agrees on {agreement:.2%} of {len(y)} test images "
+          f"(engine {report['engine_accuracy']:.4f}, snntorch {report['snntorch_accuracy']:.4f}, T={timesteps})")
+
+
+if __name__ == "__main__":
+    main()
