@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -44,6 +45,7 @@ from spikebench.snn_training import SnnEpochStats, SnnMeasurement, evaluate_snn,
 from spikebench.sparse_masks import MODES, SparseEpochStats, SparseMasks, check_connected, irregular_masks, structured_masks, synaptic_layers, train_sparse
 from spikebench.spiking import SURROGATES, SpikingNetwork, save_snn, simulate
 from spikebench.tracking import StageRun, child_run, stage_run
+from spikebench.training_state import resume_directory
 
 MODEL_PATH = "models/attention_pruning_snn.pt"
 RESULTS_PATH = "results/attention_pruning.json"
@@ -265,7 +267,7 @@ class RowMaker:
 
 
 def run_config(meta_model: nn.Sequential, config: Config, data: SplitData, test: tuple[torch.Tensor, torch.Tensor],
-               params: AttentionPruningParams, seed: int, device: str, maker: RowMaker, final_t: int) -> ConfigResult:
+               params: AttentionPruningParams, seed: int, device: str, maker: RowMaker, final_t: int, resume: Path) -> ConfigResult:
     """Compression, conversion and DIET-SNN training of one configuration; its rows."""
     rows: list[ResultRow] = []
     with child_run(config.name, tags={"mode": config.mode, "density": config.density, "attention": config.attention}) as child:
@@ -288,7 +290,8 @@ def run_config(meta_model: nn.Sequential, config: Config, data: SplitData, test:
             train_snn(net, data.train, data.val, timesteps=timesteps, epochs=epochs, batch_size=params.batch_size, lr=params.lr,
                       neuron_lr=params.neuron_lr, seed=seed + step, train_subset=params.train_subset, val_subset=params.val_subset,
                       device=device, before_step=before_step, after_step=after_step,
-                      on_epoch=log_snn_epoch(child, config.name, offset), desc=config.name)
+                      on_epoch=log_snn_epoch(child, config.name, offset), desc=config.name,
+                      checkpoint=resume / f"{config.name}_T{timesteps}.pt")
             offset += epochs
             net.cpu()
             measured = measure_snn(net, test, timesteps, data.input_shape, progress=f"{config.name} test T={timesteps}")
@@ -387,12 +390,14 @@ def run_stage(seed: int, params: AttentionPruningParams, device: str) -> list[Re
     final_t = params.final_t
     results: list[ConfigResult] = []
     rows: list[ResultRow] = []
+    # SNN training checkpoints each epoch here (the short sparse-ANN phase is recomputed, deterministically)
+    resume = resume_directory("attention_pruning", asdict(params), data.split_hash, seed, device)
     with stage_run("attention_pruning", method="attention_pruning", library="spikebench", dataset=data.dataset,
                    split_hash=data.split_hash, params=params) as run:
         maker = RowMaker(data, reference, seed, run, ann_meta["arch"])
         for config in configs:
             seed_everything(seed)
-            result = run_config(meta_model, config, data, test, params, seed, device, maker, final_t)
+            result = run_config(meta_model, config, data, test, params, seed, device, maker, final_t, resume)
             results.append(result)
             rows += result.rows
 

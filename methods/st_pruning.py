@@ -18,7 +18,8 @@ baseline ANN's row in results/baseline.json).
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -38,6 +39,7 @@ from spikebench.results import ResultRow, read_rows, write_rows
 from spikebench.snn_training import SnnEpochStats, SnnMeasurement, measure_snn, train_snn, trainable
 from spikebench.spiking import RESETS, SURROGATES, SpikingNetwork
 from spikebench.tracking import StageRun, child_run, stage_run
+from spikebench.training_state import resume_directory
 
 ANN_PATH = "models/ann.pt"
 BASELINE_RESULTS = "results/baseline.json"
@@ -159,7 +161,7 @@ def log_snn_epoch(run: StageRun, offset: int = 0):
 
 
 def spatial_pruning(ann: nn.Sequential, data: SplitData, params: StPruningParams, seed: int, device: str,
-                    run: StageRun) -> tuple[nn.Sequential, list[LayerSelection], list[EpochStats]]:
+                    run: StageRun, resume: Path) -> tuple[nn.Sequential, list[LayerSelection], list[EpochStats]]:
     """PCA widths, the slim ANN warm-started from the kept channels, brief retraining."""
     calibration = data.calibration(params.calibration_size, seed)
     activities = layer_activities(ann, calibration, params.pca_source, timesteps=params.timesteps[0], percentile=params.percentile)
@@ -173,7 +175,7 @@ def spatial_pruning(ann: nn.Sequential, data: SplitData, params: StPruningParams
     history = []
     if params.ann_epochs:
         history = fit(slim, data.train, data.val, epochs=params.ann_epochs, batch_size=params.batch_size * 2, lr=params.ann_lr,
-                      weight_decay=0.0, seed=seed, device=device, on_epoch=log)
+                      weight_decay=0.0, seed=seed, device=device, on_epoch=log, checkpoint=resume / "slim_ann.pt")
     return slim.cpu().eval(), selections, history
 
 
@@ -231,11 +233,13 @@ def run_stage(common_seed: int, params: StPruningParams, device: str) -> list[Re
     seed_everything(common_seed)
     input_shape = data.input_shape
     rows: list[ResultRow] = []
+    # every training loop checkpoints each epoch here; a rerun after an interruption resumes
+    resume = resume_directory("st_pruning", asdict(params), data.split_hash, common_seed, device)
     with stage_run("st_pruning", method="st_pruning", library="spikebench", dataset=data.dataset, split_hash=data.split_hash,
                    params=params) as run:
         # 1. spatial pruning
         with child_run("spatial_pruning", tags={"step": "spatial"}) as child:
-            slim, selections, _ = spatial_pruning(ann, data, params, common_seed, device, child)
+            slim, selections, _ = spatial_pruning(ann, data, params, common_seed, device, child, resume)
             slim_accuracy = accuracy(slim, data.test)
             slim_macs = MacCounter(slim).count(input_shape)
             slim_params, slim_nonzero = count_params(slim)
@@ -281,7 +285,7 @@ def run_stage(common_seed: int, params: StPruningParams, device: str) -> list[Re
             with child_run(f"temporal_T{timesteps}", tags={"step": "temporal", "timesteps": timesteps}) as child:
                 train_snn(net, data.train, data.val, timesteps=timesteps, epochs=epochs, batch_size=params.batch_size, lr=params.lr,
                           neuron_lr=params.threshold_lr, seed=common_seed + step, train_subset=params.train_subset, val_subset=params.val_subset, device=device,
-                          on_epoch=log_snn_epoch(child), desc="st_pruning")
+                          on_epoch=log_snn_epoch(child), desc="st_pruning", checkpoint=resume / f"temporal_T{timesteps}.pt")
                 measured = measure_snn(net, data.test, timesteps, input_shape, progress=f"test T={timesteps}")
                 child.log_metrics({"test_accuracy": measured.accuracy, "spikes_per_image": measured.metrics.spikes,
                                    "synops_per_image": measured.metrics.synops, "energy_uj": measured.energy_j * 1e6})
@@ -307,7 +311,7 @@ def run_stage(common_seed: int, params: StPruningParams, device: str) -> list[Re
                 attach_fake_quantization(quantised, k)
                 train_snn(quantised, data.train, data.val, timesteps=final_t, epochs=params.qat_epochs, batch_size=params.batch_size,
                           lr=params.qat_lr, neuron_lr=params.qat_lr, seed=common_seed + 100 + k, train_subset=params.train_subset, val_subset=params.val_subset,
-                          device=device, on_epoch=log_snn_epoch(child), desc=f"QAT {k}-bit")
+                          device=device, on_epoch=log_snn_epoch(child), desc=f"QAT {k}-bit", checkpoint=resume / f"qat_{k}bit.pt")
                 scales = bake(quantised.cpu(), k)
                 measured = measure_snn(quantised, data.test, final_t, input_shape, progress=f"test {k}-bit")
                 child.log_metrics({"test_accuracy": measured.accuracy, "energy_uj": measured.energy_j * 1e6})

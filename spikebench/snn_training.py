@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -30,6 +31,7 @@ from tqdm.auto import tqdm
 from spikebench.energy import SnnMetrics, fanout_maps, snn_metrics_per_step
 from spikebench.errors import ParamsError
 from spikebench.spiking import SimulationResult, SpikingNetwork, simulate
+from spikebench.training_state import load_training_state, save_training_state
 
 # Thresholds are kept above this so a learnt threshold can never reach zero (every
 # neuron would fire every step) or flip sign.
@@ -134,6 +136,7 @@ def train_snn(
     after_step: Callable[[SpikingNetwork], None] | None = None,
     on_epoch: Callable[[SnnEpochStats], None] | None = None,
     desc: str = "snn",
+    checkpoint: str | Path | None = None,
 ) -> list[SnnEpochStats]:
     """Train `net` in place with BPTT at `timesteps` steps (Adam, cosine learning rate).
 
@@ -142,6 +145,8 @@ def train_snn(
     train_subset: images drawn (afresh, seeded) from the training split each epoch; 0 = all.
     val_subset: the first n validation images are scored after each epoch; 0 = all.
     Learnable thresholds/leaks are whatever `net` declares as parameters (see `trainable`).
+    checkpoint: the training state is saved there after every epoch and, if the file exists,
+        training resumes after its last epoch (a finished run just reloads its weights).
     """
     for name, value, low in (("timesteps", timesteps, 1), ("epochs", epochs, 0), ("batch_size", batch_size, 1)):
         if value < low:
@@ -161,7 +166,10 @@ def train_snn(
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     generator = torch.Generator().manual_seed(seed)
     history: list[SnnEpochStats] = []
-    for epoch in range(1, epochs + 1):
+    if checkpoint is not None and Path(checkpoint).exists():
+        history = [SnnEpochStats(**h) for h in load_training_state(checkpoint, net, optimizer, scheduler, generator)]
+        print(f"{desc} T={timesteps}: resuming from {checkpoint} after epoch {len(history)}")
+    for epoch in range(len(history) + 1, epochs + 1):
         started = time.perf_counter()
         order = _subset(len(x), per_epoch, generator)
         total_loss, correct = 0.0, 0
@@ -190,6 +198,8 @@ def train_snn(
             [float(t) for t in net.thresholds.detach()], [float(v) for v in net.leaks.detach()],
         )
         history.append(stats)
+        if checkpoint is not None:
+            save_training_state(checkpoint, net, optimizer, scheduler, generator, [asdict(h) for h in history])
         if on_epoch is not None:
             on_epoch(stats)
     net.eval()

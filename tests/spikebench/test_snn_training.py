@@ -89,3 +89,39 @@ def test_measurement_energy_follows_the_45nm_op_model(converted, digits_data):
 def test_bad_training_arguments_are_refused_by_name(converted, digits_data, option, value):
     with pytest.raises(ParamsError, match=option):
         _train(trainable(converted), digits_data, **{option: value})
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_training_interrupted_mid_epoch_resumes_to_the_same_network(converted, digits_data, tmp_path):
+    """Killed in the middle of epoch 2, a rerun resumes after epoch 1 and ends where an
+    uninterrupted run ends: same weights, thresholds and per-epoch history."""
+    reference = trainable(converted, learn_threshold=True)
+    reference_history = _train(reference, digits_data, epochs=3)
+
+    checkpoint = tmp_path / "snn.pt"
+    steps = {"n": 0}
+
+    def crash_in_epoch_two(net):
+        steps["n"] += 1
+        if steps["n"] == 16 + 5:  # 512 images / 32 per batch = 16 steps per epoch
+            raise Interrupted
+
+    first = trainable(converted, learn_threshold=True)
+    with pytest.raises(Interrupted):
+        _train(first, digits_data, epochs=3, checkpoint=checkpoint, after_step=crash_in_epoch_two)
+    assert checkpoint.exists()
+
+    resumed = trainable(converted, learn_threshold=True)
+    history = _train(resumed, digits_data, epochs=3, checkpoint=checkpoint)
+    assert [h.epoch for h in history] == [1, 2, 3]
+    assert [round(h.val_accuracy, 6) for h in history] == [round(h.val_accuracy, 6) for h in reference_history]
+    for key, value in reference.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[key], value, rtol=0, atol=0)
+
+    # a finished run's checkpoint just reloads the final state: no further training
+    again = trainable(converted, learn_threshold=True)
+    assert len(_train(again, digits_data, epochs=3, checkpoint=checkpoint)) == 3
+    torch.testing.assert_close(again.thresholds, reference.thresholds, rtol=0, atol=0)
