@@ -168,24 +168,24 @@ def main() -> None:
         hard = evaluate_timesteps(unnormalised_snn(parsed, main_thresholds, reset="zero"), x, y, timesteps, data.input_shape,
                                   params.batch_size, progress="hard-reset baseline")
         curves[f"hard reset, same thresholds (scale {params.main_scale:g})"] = hard
-        rmp_curve = shared_curves.get(params.main_scale) or curves[f"rmp scale {params.main_scale:g} ({len(x)} img)"].accuracy
-        compared_images = len(shared) or len(x)
-        hard_curve = hard.subset_accuracy(compared_images)
-        ann_compared = ann_acc.get(compared_images, ann_acc[len(x)])
-        report = {"images": compared_images, "ann_accuracy": ann_compared, "balanced_thresholds": balanced,
+        # RMP vs hard reset on every image of the subset; vs the conversion sweep on the images it shares
+        rmp_curve = curves[f"rmp scale {params.main_scale:g} ({len(x)} img)"].accuracy
+        report = {"images": len(x), "ann_accuracy": ann_acc[len(x)], "balanced_thresholds": balanced,
                   "rmp": f"rmp scale {params.main_scale:g}", "rmp_curve": rmp_curve,
                   "baseline": f"hard reset (reset to zero) with the same balanced thresholds, scale {params.main_scale:g}",
-                  "baseline_curve": hard_curve,
-                  "comparisons": latency_factors(rmp_curve, hard_curve, ann_compared, params.accuracy_gaps)}
+                  "baseline_curve": hard.accuracy,
+                  "comparisons": latency_factors(rmp_curve, hard.accuracy, ann_acc[len(x)], params.accuracy_gaps)}
         zero_rows = [r for r in conversion_rows if r.extra.get("reset") == "zero"]
         if len(shared) and zero_rows:
+            rmp_shared = shared_curves[params.main_scale]
+            ann_compared = ann_acc.get(len(shared), ann_acc[len(x)])
             by_percentile: dict[float, dict[int, float]] = {}
             for r in zero_rows:
                 by_percentile.setdefault(r.extra["percentile"], {})[r.timesteps] = r.accuracy
             best_p = max(by_percentile, key=lambda p: sum(by_percentile[p].values()))  # the strongest reset-to-zero conversion
             report["versus_percentile_conversion"] = {
                 "baseline": f"conversion reset=zero p{best_p:g} (results/conversion.json)", "baseline_curve": by_percentile[best_p],
-                "comparisons": latency_factors(rmp_curve, by_percentile[best_p], ann_compared, params.accuracy_gaps)}
+                "images": len(shared), "comparisons": latency_factors(rmp_shared, by_percentile[best_p], ann_compared, params.accuracy_gaps)}
         factors = [c["factor"] for c in report["comparisons"] if c["factor"]]
         for row in rows:
             if row.extra["config"] == "main":
