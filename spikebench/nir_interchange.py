@@ -16,8 +16,7 @@ not follow the NIR spec, so their nodes are built here instead, and the docstrin
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from pathlib import Path
 
 import nir
@@ -26,6 +25,7 @@ import torch
 from torch import nn
 
 from spikebench.errors import ModelError
+from spikebench.io import atomic_write_bytes
 from spikebench.spiking import SpikingNetwork
 
 READOUT = "sum over timesteps of the output node's values = the accumulated output membrane; argmax = class"
@@ -85,17 +85,9 @@ def to_nir(net: SpikingNetwork, input_shape: tuple[int, ...], timesteps: int) ->
 
 def write_graph(graph: nir.NIRGraph, path: str | Path) -> None:
     """Write `graph` to a NIR (HDF5) file atomically: a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        nir.write(temp, graph)
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    nir.write(buffer, graph)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def read_graph(path: str | Path) -> nir.NIRGraph:
