@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 
-import nir
 import pytest
 import torch
 
@@ -56,4 +55,3 @@ def test_unreadable_file_is_a_one_line_error(tmp_path):
     bad.write_bytes(b"not hdf5")
     with pytest.raises(ModelError, match="bad.nir"):
         read_graph(bad)
-    assert isinstance(nir.NIRGraph, type)
