@@ -34,10 +34,11 @@ from hardware.driver import CoreRun, batch_plusargs, parse_results
 from hardware.export import IntNetwork, load_and_quantise, write_memory_images
 from hardware.golden import run_golden
 from hardware.power import Activity, read_activity
-from hardware.rtl_sim import SELECTED_PATH, compare
+from hardware.rtl_sim import compare
+from hardware.select import load_selected
 from hardware.sim import BUILD_ROOT, TB_TOP, build, memory_plusargs, run_cocotb
 from hardware.synth.flow import CELL_MODELS, SRAM_RTL, require_tool
-from spikebench.data import check_split_hash, load_prepared
+from spikebench.data import load_prepared
 from spikebench.errors import ModelError, SpikebenchError, cli_main
 from spikebench.io import atomic_write_json
 from spikebench.params import constraint, load_section
@@ -153,13 +154,10 @@ def run_gate_level(net: IntNetwork, netlist_json: Path, netlist: Path, images: n
 def main() -> None:
     common, params = load_section(GateSimParams, "gate_sim")
     _, hw = load_section(HardwareConfig, "hardware")
-    if not SELECTED_PATH.exists():
-        raise ModelError(f"{SELECTED_PATH}: missing; run the select stage (dvc repro select)")
     if not NETLIST.exists():
         raise ModelError(f"{NETLIST}: missing; run the synth stage (dvc repro synth)")
-    selected = json.loads(SELECTED_PATH.read_text())
     data = load_prepared()
-    check_split_hash(data.split_hash, selected["split_hash"], f"{selected['model_path']} (selected)")
+    selected = load_selected(data.split_hash)
     model_timesteps = int(selected["timesteps"])
     timesteps = min(params.timesteps, model_timesteps)
     net = load_and_quantise(selected["model_path"], hw, timesteps=timesteps)

@@ -9,7 +9,6 @@ synaptic-op and MAC count with the golden model. Any mismatch fails the stage.
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,16 +21,16 @@ from hardware.config import HardwareConfig
 from hardware.driver import CoreRun, batch_plusargs, parse_results
 from hardware.export import IntNetwork, load_and_quantise, write_memory_images
 from hardware.golden import GoldenResult, run_golden
+from hardware.select import load_selected
 from hardware.sim import BUILD_ROOT, build, memory_plusargs, run_cocotb
-from spikebench.data import check_split_hash, load_prepared
+from spikebench.data import load_prepared
 from spikebench.energy import energy_joules
-from spikebench.errors import ModelError, SpikebenchError, cli_main
+from spikebench.errors import SpikebenchError, cli_main
 from spikebench.io import atomic_write_json
 from spikebench.params import constraint, load_section
 from spikebench.results import ResultRow, write_rows
 from spikebench.tracking import stage_run
 
-SELECTED_PATH = Path("hardware/selected.json")
 MODEL_DIR = Path("hardware/model")
 RESULTS_PATH = "results/hardware_rtl.json"
 REPORT_PATH = "reports/hardware_rtl_images.json"
@@ -101,11 +100,8 @@ def compare(runs: list[CoreRun], golden: GoldenResult) -> list[str]:
 def main() -> None:
     common, params = load_section(RtlSimParams, "rtl_sim")
     _, hw = load_section(HardwareConfig, "hardware")
-    if not SELECTED_PATH.exists():
-        raise ModelError(f"{SELECTED_PATH}: missing; run the select stage (dvc repro select)")
-    selected = json.loads(SELECTED_PATH.read_text())
     data = load_prepared()
-    check_split_hash(data.split_hash, selected["split_hash"], f"{selected['model_path']} (selected)")
+    selected = load_selected(data.split_hash)
     net = load_and_quantise(selected["model_path"], hw, timesteps=int(selected["timesteps"]))
     x_test, y_test = data.test
     pixels = np.rint(x_test.numpy() * 255.0).astype(np.uint8)

@@ -10,8 +10,11 @@ model, the row it came from and why.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
+from spikebench.data import check_split_hash
 from spikebench.errors import ModelError, cli_main
 from spikebench.io import atomic_write_json
 from spikebench.params import constraint, load_section
@@ -88,6 +91,20 @@ def choose(rows: list[ResultRow], rule: str, margin: float) -> tuple[ResultRow, 
         ],
     }
     return chosen, account
+
+
+def load_selected(split_hash: str, path: str | Path = SELECTED_PATH) -> dict:
+    """The select stage's choice, checked to be trained on the prepared split `split_hash`."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"{path}: missing; run the select stage (dvc repro select)")
+    try:
+        selected = json.loads(path.read_text())
+        model_path, model_split = selected["model_path"], selected["split_hash"]
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ModelError(f"{path}: unreadable ({error}); re-run the select stage (dvc repro select)") from None
+    check_split_hash(split_hash, model_split, f"{model_path} (selected)")
+    return selected
 
 
 @cli_main

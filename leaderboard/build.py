@@ -112,6 +112,32 @@ def hardware_table(frame: pd.DataFrame, prior: dict) -> str:
     return "\n".join(lines)
 
 
+def _factor(comparison: dict) -> str:
+    if comparison["factor"] is None:
+        return "– (RMP does not reach it)"
+    bound = "≥ " if comparison["baseline_timesteps"] is None else ""  # the baseline never reached the target
+    return f"{bound}{comparison['factor']:.2f}×"
+
+
+def rmp_latency_table(frame: pd.DataFrame) -> str:
+    """Timesteps RMP-SNN and hard-reset SNNs need to reach the same accuracy (rmp main rows' `latency_factors`)."""
+    main = [row for _, row in frame[frame.method == "rmp"].iterrows() if (row.extra or {}).get("latency_factors")]
+    if not main:
+        return ""
+    factors = main[0].extra["latency_factors"]
+    lines = [
+        "## RMP-SNN latency vs hard-reset conversion", "",
+        f"Timesteps needed to reach each target accuracy (ANN − gap) on the same {factors['images']:,} test images; "
+        "factor = baseline T / RMP T, read at every T (the percentile conversion at powers of two only). "
+        f"The paper reports 2–8×. Headline baseline: {factors['baselines'][factors['headline']]}.", "",
+        "| baseline | target accuracy | RMP T | baseline T | factor |", "|---|---|---|---|---|",
+    ]
+    for key, label in factors["baselines"].items():
+        lines += [f"| {label} | {c['target_accuracy'] * 100:.1f}% | {c['rmp_timesteps'] or '–'} | {c['baseline_timesteps'] or '–'} "
+                  f"| {_factor(c)} |" for c in factors[key]]
+    return "\n".join(lines)
+
+
 def render_markdown(frame: pd.DataFrame, prior: dict) -> str:
     parts = [
         "# spikebench leaderboard",
@@ -128,6 +154,8 @@ def render_markdown(frame: pd.DataFrame, prior: dict) -> str:
         split = ", ".join(sorted(group.split_hash.unique()))
         parts += [f"## {dataset} (split {split})", "", dataset_table(group), ""]
     parts += ["![accuracy vs T](plots/accuracy_vs_T.png)", "", "![accuracy vs energy](plots/accuracy_vs_energy.png)", ""]
+    latency = rmp_latency_table(frame)
+    parts += [latency, ""] if latency else []
     parts += [hardware_table(frame, prior), ""]
     parts += [prior_art_tables(prior), ""]
     return "\n".join(parts)

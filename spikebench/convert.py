@@ -277,6 +277,13 @@ class TimestepEvaluation:
         """Accuracy at each evaluated T over the first `images` images (all of which must reach T)."""
         return {t: float(self.correct[t - 1, :images].float().mean()) for t in self.timesteps if self.images[t] >= images}
 
+    def every_step_accuracy(self) -> dict[int, float]:
+        """Accuracy after every step 1..T_max (not only the evaluated T), over the images that ran
+        all T_max steps (the first ones: see `evaluate_timesteps`' long_images)."""
+        t_max = self.timesteps[-1]
+        correct = self.correct[:t_max, : self.images[t_max]].double()
+        return {t: float(acc) for t, acc in enumerate(correct.mean(1).tolist(), start=1)}
+
 
 def evaluate_timesteps(net: SpikingNetwork, x: torch.Tensor, y: torch.Tensor, timesteps: list[int], input_shape: tuple[int, ...],
                        batch_size: int = 250, long_images: int | None = None, progress: str | None = None) -> TimestepEvaluation:

@@ -6,19 +6,18 @@ Writes models/selected.nir and reports/nir.json (agreement, both accuracies, T).
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from spikebench.data import check_split_hash, load_prepared
-from spikebench.errors import ModelError, SpikebenchError, cli_main
+from hardware.select import load_selected
+from spikebench.data import load_prepared
+from spikebench.errors import SpikebenchError, cli_main
 from spikebench.io import atomic_write_json
 from spikebench.nir_interchange import imported_membrane, read_graph, snntorch_from_nir, to_nir, write_graph
 from spikebench.params import constraint, load_section
 from spikebench.spiking import load_snn, simulate
 from spikebench.tracking import stage_run
 
-SELECTED_PATH = Path("hardware/selected.json")
 NIR_PATH = Path("models/selected.nir")
 REPORT_PATH = Path("reports/nir.json")
 
@@ -33,11 +32,8 @@ class NirParams:
 @cli_main
 def main() -> None:
     _, params = load_section(NirParams, "nir")
-    if not SELECTED_PATH.exists():
-        raise ModelError(f"{SELECTED_PATH}: missing; run the select stage (dvc repro select)")
-    selected = json.loads(SELECTED_PATH.read_text())
     data = load_prepared()
-    check_split_hash(data.split_hash, selected["split_hash"], f"{selected['model_path']} (selected)")
+    selected = load_selected(data.split_hash)
     net, _meta = load_snn(selected["model_path"])
     timesteps = int(selected["timesteps"])
     x, y = data.test

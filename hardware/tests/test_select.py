@@ -32,3 +32,19 @@ def test_no_candidate_within_margin_is_a_clear_error():
         choose(rows, "min_energy", 0.02)
     chosen, _ = choose(rows, "max_accuracy", 0.02)
     assert chosen.method == "conversion"
+
+
+def test_load_selected_refuses_missing_corrupt_and_foreign_split_choices(tmp_path):
+    from hardware.select import load_selected
+
+    path = tmp_path / "selected.json"
+    with pytest.raises(ModelError, match="missing; run the select stage"):
+        load_selected("abc", path)
+    path.write_text('{"model_path": "models/rmp_snn.pt"')  # truncated
+    with pytest.raises(ModelError, match="unreadable"):
+        load_selected("abc", path)
+    path.write_text('{"model_path": "models/rmp_snn.pt", "split_hash": "abc", "timesteps": 8}')
+    assert load_selected("abc", path)["timesteps"] == 8
+    with pytest.raises(Exception, match="split") as error:
+        load_selected("other", path)
+    assert "\n" not in str(error.value)

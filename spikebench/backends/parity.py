@@ -1,12 +1,13 @@
 """Stage `parity`: the converted SNN in snntorch, norse, spikingjelly and brian2 vs our engine.
 
-The main converted network (models/conversion_snn.pt, reset by subtraction) runs on a
-fixed subset of the test split in our engine and in each library's step-by-step form
+The main converted network (models/conversion_snn.pt, reset by subtraction) runs on the
+test split (`images`; 0 = all of it) in our engine and in each library's step-by-step form
 (`spikebench.backends.build_backend`). Per library: accuracy at every T up to
 `timesteps`, the fraction of images whose prediction equals the engine's, and per layer
 the total spikes and the largest per-neuron spike-count difference. norse has only a
 hard-reset IF, so it is compared with the engine running the same weights with reset to
-zero (identical neuron) and, for information, with the subtract network. brian2
+zero (identical neuron) and, for information, with the subtract network, on a fixed subset
+(`hard_reset_images`) to keep the stage inside its time budget. brian2
 simulates the FC head on the engine's spikes (`spikebench.backends.brian2_if`).
 
 Writes reports/parity.json and results/parity.json (per-library rows; only the rows at
@@ -43,7 +44,8 @@ RESULTS_PATH = "results/parity.json"
 class ParityParams:
     libraries: list[str] = constraint(list(LIBRARIES), nonempty=True, choices=LIBRARIES)
     timesteps: int = constraint(32, min=1)
-    images: int = constraint(1000, min=0)  # fixed test subset; 0 = the whole split
+    images: int = constraint(0, min=0)  # fixed test subset; 0 = the whole split
+    hard_reset_images: int = constraint(1000, min=1)  # norse (hard-reset IF only): fixed subset of those images
     batch_size: int = constraint(125, min=1)
     brian2_images: int = constraint(100, min=1)
     brian2_timesteps: int = constraint(32, min=1)
@@ -60,12 +62,15 @@ class RunRecord:
     seconds: float
 
 
-def run_simulator(simulate, x: torch.Tensor, timesteps: int, batch_size: int, fanouts: list[torch.Tensor]) -> RunRecord:
+def run_simulator(simulate, x: torch.Tensor, timesteps: int, batch_size: int, fanouts: list[torch.Tensor],
+                  progress: str | None = None) -> RunRecord:
     """Run `simulate(x_batch, T, record_neurons=True, fanouts=...)` over `x` in batches."""
+    from tqdm.auto import tqdm
+
     started = time.perf_counter()
     predictions, counts, spikes, synops = [], None, None, None
     with torch.no_grad():
-        for start in range(0, len(x), batch_size):
+        for start in tqdm(range(0, len(x), batch_size), desc=progress, disable=progress is None, mininterval=5):
             result = simulate(x[start : start + batch_size], timesteps, record_neurons=True, fanouts=fanouts)
             predictions.append(result.predictions_per_step())
             batch_counts = [c.flatten(1).to(torch.int32) for c in result.neuron_counts]
@@ -116,25 +121,30 @@ def main() -> None:
 
     with stage_run("parity", method="conversion", library="all", dataset=data.dataset, split_hash=data.split_hash, params=params) as run:
         started = time.perf_counter()
-        engine = run_simulator(net, x, t_max, params.batch_size, fanouts)
-        engine_zero = run_simulator(zero_net, x, t_max, params.batch_size, fanouts) if "norse" in params.libraries else None
+        engine = run_simulator(net, x, t_max, params.batch_size, fanouts, progress="engine")
+        hard_index = fixed_subset(len(x), params.hard_reset_images, common.seed)
+        engine_zero = (run_simulator(zero_net, x[hard_index], t_max, params.batch_size, fanouts, progress="engine, reset=zero")
+                       if "norse" in params.libraries else None)
         report = {"model": MODEL_PATH, "images": len(x), "test_subset_seed": common.seed, "timesteps": t_max,
                   "engine_seconds": round(engine.seconds, 2), "libraries": {}}
         rows = []
         for library in params.libraries:
             with child_run(f"parity-{library}", {"library": library}) as child:
-                reference_net, reference = (zero_net, engine_zero) if library == "norse" else (net, engine)
+                hard_reset = library == "norse"
+                reference_net, reference = (zero_net, engine_zero) if hard_reset else (net, engine)
+                images = hard_index if hard_reset else torch.arange(len(x))
                 backend = build_backend(library, reference_net)
-                record = run_simulator(backend, x, t_max, params.batch_size, fanouts)
-                entry = compare_runs(record, reference, y, timesteps)
+                record = run_simulator(backend, x[images], t_max, params.batch_size, fanouts, progress=library)
+                entry = compare_runs(record, reference, y[images], timesteps)
+                entry["images"] = len(images)
                 entry["neuron"] = NEURON_NOTES[library]
                 entry["compared_with"] = f"engine, reset={reference_net.reset}"
-                if library == "norse":
+                if hard_reset:
                     entry["identical_predictions_vs_engine_subtract"] = {
-                        t: float((record.predictions[t - 1] == engine.predictions[t - 1]).float().mean()) for t in timesteps}
+                        t: float((record.predictions[t - 1] == engine.predictions[t - 1, images]).float().mean()) for t in timesteps}
                 report["libraries"][library] = entry
                 child.log_metrics({"identical_predictions": entry["identical_predictions"][t_max], "accuracy": entry["accuracy"][t_max]})
-                per_step = snn_metrics_per_step(reference_net, data.input_shape, record.spikes_per_step, record.synops_per_step, len(x))
+                per_step = snn_metrics_per_step(reference_net, data.input_shape, record.spikes_per_step, record.synops_per_step, len(images))
                 for t in timesteps:
                     metrics = per_step[t - 1]
                     rows.append(ResultRow(
@@ -144,7 +154,7 @@ def main() -> None:
                         energy_per_image_j=metrics.energy_j, params=total, nonzero_params=nonzero, weight_bits=32, seed=common.seed,
                         mlflow_run_id=run.run_id, mlflow_experiment_id=run.experiment_id,
                         extra={"config": "parity", "reset": reference_net.reset, "percentile": meta.get("percentile"),
-                               "test_images": len(x), "identical_predictions": entry["identical_predictions"][t],
+                               "test_images": len(images), "identical_predictions": entry["identical_predictions"][t],
                                "leaderboard": t == t_max, **metrics.as_extra()},
                     ))
         brian2_started = time.perf_counter()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from leaderboard.build import build, pareto_front
-from spikebench.results import ResultRow, write_rows
+from leaderboard.build import build, pareto_front, rmp_latency_table
+from spikebench.results import ResultRow, rows_frame, write_rows
 
 
 def row(method: str, accuracy: float, energy: float, **kw) -> ResultRow:
@@ -46,3 +46,18 @@ def test_pareto_front_keeps_only_undominated_points():
     points = pd.DataFrame({"energy_per_image_j": [1, 2, 3, 4], "accuracy": [0.5, 0.4, 0.9, 0.8]})
     front = pareto_front(points)
     assert list(front.accuracy) == [0.5, 0.9]
+
+
+def test_rmp_latency_table_marks_lower_bounds_and_unreached_targets(tmp_path):
+    factors = {"baselines": {"hard_reset_unscaled": "hard reset, unscaled"}, "headline": "hard_reset_unscaled", "images": 500,
+               "hard_reset_unscaled": [
+                   {"target_accuracy": 0.9, "rmp_timesteps": 10, "baseline_timesteps": 25, "factor": 2.5},
+                   {"target_accuracy": 0.92, "rmp_timesteps": 20, "baseline_timesteps": None, "factor": 257 / 20},
+                   {"target_accuracy": 0.95, "rmp_timesteps": None, "baseline_timesteps": None, "factor": None}]}
+    write_rows(tmp_path / "r.json", [row("ann", 0.95, 4e-6), row("rmp", 0.93, 1e-6, extra={"config": "main", "latency_factors": factors})])
+    table = rmp_latency_table(rows_frame([str(tmp_path / "r.json")]))
+    lines = [line for line in table.splitlines() if line.startswith("| hard reset")]
+    assert lines[0].endswith("| 90.0% | 10 | 25 | 2.50× |")
+    assert lines[1].endswith("| ≥ 12.85× |")  # the baseline never reached 92%: a lower bound
+    assert "RMP does not reach it" in lines[2]
+    assert "500 test images" in table

@@ -62,7 +62,11 @@ def test_conversion_rmp_parity_stages(stage_dir, monkeypatch):
     rmp_rows = read_rows(stage_dir / "results/rmp.json")
     assert {r.extra["threshold_scale"] for r in rmp_rows} == {1.0, 0.8, 0.6}
     latency = json.loads((stage_dir / "reports/rmp_latency.json").read_text())
-    assert latency["images"] == 60 and len(latency["comparisons"]) == 4
+    assert latency["images"] == 60 and latency["headline"] == "hard_reset_unscaled"
+    assert {"hard_reset_unscaled", "hard_reset_same_thresholds", "percentile_conversion"} <= set(latency["baselines"])
+    assert all(len(b["comparisons"]) == 4 for b in latency["baselines"].values())
+    main_row = next(r for r in rmp_rows if r.extra["config"] == "main")
+    assert len(main_row.extra["latency_factors"]["hard_reset_unscaled"]) == 4
     _, rmp_meta = load_snn(stage_dir / "models/rmp_snn.pt")
     assert rmp_meta["reset"] == "subtract" and all(t > 0 for t in rmp_meta["thresholds"][:-1])
 

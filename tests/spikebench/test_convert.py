@@ -43,6 +43,17 @@ def test_converted_digits_cnn_tracks_the_ann(digits_cnn, digits_data):
     assert sum(soft.accuracy[t] for t in (4, 8, 16)) > sum(hard.accuracy[t] for t in (4, 8, 16))  # soft reset converges faster
     assert soft.metrics[32].synops > soft.metrics[8].synops > 0
     assert subtract.threshold_list() == [1.0, 1.0, 1.0, None]
+    every_step = soft.every_step_accuracy()  # read from the same pass, at T between the evaluated ones too
+    assert sorted(every_step) == list(range(1, 33))
+    assert all(every_step[t] == soft.accuracy[t] for t in ts)
+
+
+def test_every_step_accuracy_uses_only_images_that_ran_all_steps(digits_cnn, digits_data):
+    x, y = digits_data.test[0][:40], digits_data.test[1][:40]
+    net = convert(digits_cnn, digits_data.calibration(100, 0), 99.9, "subtract")
+    partly_long = evaluate_timesteps(net, x, y, [8, 128], digits_data.input_shape, batch_size=10, long_images=10)
+    all_long = evaluate_timesteps(net, x[:10], y[:10], [8, 128], digits_data.input_shape, batch_size=10)
+    assert partly_long.every_step_accuracy() == all_long.every_step_accuracy()
 
 
 def test_scales_grow_with_percentile(digits_cnn, digits_data):
