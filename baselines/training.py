@@ -15,7 +15,17 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from spikebench.io import load_checkpoint, save_checkpoint
+from spikebench.distributed import (
+    average_gradients,
+    barrier,
+    broadcast_module,
+    check_same_on_all_ranks,
+    my_share,
+    rank_and_world,
+    share_scale,
+    sum_across,
+)
+from spikebench.training_state import load_training_state, save_training_state
 
 
 @dataclass
@@ -53,15 +63,6 @@ def accuracy(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor], device: 
     return float((predict(model, x, device=device) == y).float().mean())
 
 
-def _distributed() -> tuple[int, int]:
-    """(rank, world size); (0, 1) unless launched under torchrun with a process group."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 def fit(
     model: nn.Module,
     train: tuple[torch.Tensor, torch.Tensor],
@@ -80,11 +81,12 @@ def fit(
 
     With `checkpoint`, the full training state (weights, optimizer, schedule, batch-order
     generator, history) is saved after every epoch and training resumes from it, so an
-    interrupted run finishes with the same weights as an uninterrupted one. Under
-    torchrun, each process takes its share of every global batch and DDP averages the
-    gradients, so the result matches a single process with the same `batch_size`.
+    interrupted run finishes with the same weights as an uninterrupted one (rank 0 writes
+    it under torchrun). Under torchrun, each process takes its share of every global batch
+    and the gradients are averaged across processes (`spikebench.distributed`), so the
+    result matches a single process with the same `batch_size` up to float summation order.
     """
-    rank, world = _distributed()
+    rank, _ = rank_and_world()
     model.to(device)
     x, y = train
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -93,16 +95,12 @@ def fit(
     generator = torch.Generator().manual_seed(seed)
     history: list[EpochStats] = []
     if checkpoint is not None and Path(checkpoint).exists():
-        state, meta = load_checkpoint(checkpoint)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(meta["scheduler"])
-        generator.set_state(state["generator"])
-        history = [EpochStats(**h) for h in meta["history"]]
-        print(f"resuming from {checkpoint} after epoch {len(history)}")
-    trainer = model
-    if world > 1:
-        trainer = nn.parallel.DistributedDataParallel(model)
+        history = [EpochStats(**h) for h in load_training_state(checkpoint, model, optimizer, scheduler, generator)]
+        if rank == 0:
+            print(f"resuming from {checkpoint} after epoch {len(history)}")
+    check_same_on_all_ranks(len(history), "baseline: epochs already trained")
+    broadcast_module(model)
+    params = list(model.parameters())
     for epoch in range(len(history) + 1, epochs + 1):
         started = time.perf_counter()
         model.train()
@@ -110,25 +108,28 @@ def fit(
         total_loss, correct = 0.0, 0
         batches = range(0, len(x), batch_size)
         for start in tqdm(batches, desc=f"epoch {epoch}/{epochs}", leave=False, mininterval=2, disable=rank > 0):
-            index = order[start : start + batch_size].tensor_split(world)[rank]
-            xb, yb = x[index].to(device), y[index].to(device)
-            logits = trainer(xb)
-            loss = nn.functional.cross_entropy(logits, yb)
+            batch = order[start : start + batch_size]
+            index = my_share(batch)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            # a share can be empty (a last batch smaller than the world): it then adds no gradient
+            if len(index):
+                xb, yb = x[index].to(device), y[index].to(device)
+                logits = model(xb)
+                loss = nn.functional.cross_entropy(logits, yb)
+                (loss * share_scale(len(index), len(batch))).backward()
+                total_loss += loss.item() * len(index)
+                correct += int((logits.argmax(1) == yb).sum())
+            average_gradients(params)
             optimizer.step()
             scheduler.step()
-            total_loss += loss.item() * len(index)
-            correct += int((logits.argmax(1) == yb).sum())
-        seen = len(x) / world
-        stats = EpochStats(epoch, total_loss / seen, correct / seen, accuracy(model, val, device), time.perf_counter() - started)
+        total_loss, correct = sum_across(total_loss, correct)
+        broadcast_module(model)
+        stats = EpochStats(epoch, total_loss / len(x), correct / len(x), accuracy(model, val, device), time.perf_counter() - started)
         history.append(stats)
         if checkpoint is not None and rank == 0:
-            save_checkpoint(
-                checkpoint,
-                {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "generator": generator.get_state()},
-                {"scheduler": scheduler.state_dict(), "history": [asdict(h) for h in history]},
-            )
+            save_training_state(checkpoint, model, optimizer, scheduler, generator, [asdict(h) for h in history])
+        if checkpoint is not None:
+            barrier()  # the checkpoint is on disk before any process can look for it again
         if on_epoch:
             on_epoch(stats)
     return history

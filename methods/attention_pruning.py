@@ -36,6 +36,7 @@ from methods.st_pruning import Reference, load_ann, load_reference, synaptic_par
 from spikebench.attention import attention_maps, attention_transfer_loss
 from spikebench.convert import convert, fixed_subset
 from spikebench.data import SplitData, load_prepared
+from spikebench.distributed import init_from_env, rank_zero_output, shutdown
 from spikebench.energy import MacCounter, energy_joules, fanout_maps, footprint_bytes, snn_metrics_per_step
 from spikebench.errors import ParamsError, cli_main
 from spikebench.params import constraint, load_section, resolve_device
@@ -379,7 +380,8 @@ def plot_neurons(results: list[ConfigResult], final_t: int, path: str) -> None:
 
 # --- the stage ----------------------------------------------------------------------------------
 
-def run_stage(seed: int, params: AttentionPruningParams, device: str) -> list[ResultRow]:
+def run_stage(seed: int, params: AttentionPruningParams, device: str, rank: int = 0) -> list[ResultRow]:
+    """The stage's rows; under torchrun every process computes them and rank 0 alone writes them."""
     data = load_prepared()
     reference = load_reference(data)
     meta_model, ann_meta = load_ann(data)
@@ -393,7 +395,7 @@ def run_stage(seed: int, params: AttentionPruningParams, device: str) -> list[Re
     # SNN training checkpoints each epoch here (the short sparse-ANN phase is recomputed, deterministically)
     resume = resume_directory("attention_pruning", asdict(params), data.split_hash, seed, device)
     with stage_run("attention_pruning", method="attention_pruning", library="spikebench", dataset=data.dataset,
-                   split_hash=data.split_hash, params=params) as run:
+                   split_hash=data.split_hash, params=params, enabled=rank == 0) as run:
         maker = RowMaker(data, reference, seed, run, ann_meta["arch"])
         for config in configs:
             seed_everything(seed)
@@ -403,8 +405,9 @@ def run_stage(seed: int, params: AttentionPruningParams, device: str) -> list[Re
 
         exported = export_config(configs)
         final = next(r for r in results if r.config == exported)
-        meta = save_snn(MODEL_PATH, final.net, method="attention_pruning", dataset=data.dataset, split_hash=data.split_hash,
-                        input_shape=list(data.input_shape), num_classes=data.num_classes, timesteps=final_t, weight_bits=32)
+        fields = dict(method="attention_pruning", dataset=data.dataset, split_hash=data.split_hash,
+                      input_shape=list(data.input_shape), num_classes=data.num_classes, timesteps=final_t, weight_bits=32)
+        meta = save_snn(MODEL_PATH, final.net, **fields) if rank == 0 else final.net.to_checkpoint(**fields)[1]
         final_row = next(r for r in final.rows if r.extra["step"] == "snn" and r.timesteps == final_t)
         # the accelerator implements integrate-and-fire only: a learnt leak below 1 is not mappable
         final_row.extra.update({"model_path": MODEL_PATH, "mappable": all(v == 1.0 for v in meta["leaks"])})
@@ -429,12 +432,13 @@ def run_stage(seed: int, params: AttentionPruningParams, device: str) -> list[Re
                 print(f"attention_pruning: T={t} spikes/image with attention {with_at.spikes_per_image:.0f} vs without "
                       f"{without.spikes_per_image:.0f}; accuracy {with_at.accuracy:.4f} vs {without.accuracy:.4f}")
 
-        plot_accuracy(results, reference, PLOT_ACCURACY)
-        plot_neurons(results, final_t, PLOT_NEURONS)
-        for path in (PLOT_ACCURACY, PLOT_NEURONS):
-            run.log_artifact(path, "plots")
-        run.log_artifact(MODEL_PATH, "model")
-        write_rows(RESULTS_PATH, rows)
+        if rank == 0:
+            plot_accuracy(results, reference, PLOT_ACCURACY)
+            plot_neurons(results, final_t, PLOT_NEURONS)
+            for path in (PLOT_ACCURACY, PLOT_NEURONS):
+                run.log_artifact(path, "plots")
+            run.log_artifact(MODEL_PATH, "model")
+            write_rows(RESULTS_PATH, rows)
     return rows
 
 
@@ -442,11 +446,14 @@ def run_stage(seed: int, params: AttentionPruningParams, device: str) -> list[Re
 def main() -> None:
     common, params = load_section(AttentionPruningParams, "attention_pruning")
     device = resolve_device(common.device)
-    rows = run_stage(common.seed, params, device)
-    for row in rows:
-        if row.extra.get("leaderboard"):
-            print(f"attention_pruning: {row.library} {row.arch} T={row.timesteps}: accuracy {row.accuracy:.4f} (ANN {row.ann_accuracy:.4f}), "
-                  f"{row.extra['compression']}x compression, {row.spikes_per_image:.0f} spikes/image, {row.extra['energy_ratio_vs_ann']}x less energy")
+    rank, _ = init_from_env(device)  # under torchrun: data-parallel SNN training (spikebench.distributed)
+    with rank_zero_output(rank):
+        rows = run_stage(common.seed, params, device, rank)
+        for row in rows:
+            if row.extra.get("leaderboard"):
+                print(f"attention_pruning: {row.library} {row.arch} T={row.timesteps}: accuracy {row.accuracy:.4f} (ANN {row.ann_accuracy:.4f}), "
+                      f"{row.extra['compression']}x compression, {row.spikes_per_image:.0f} spikes/image, {row.extra['energy_ratio_vs_ann']}x less energy")
+    shutdown()
 
 
 if __name__ == "__main__":

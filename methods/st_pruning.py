@@ -28,6 +28,7 @@ from baselines.models import ArchConfig, build_model
 from baselines.training import EpochStats, accuracy, fit, seed_everything
 from spikebench.convert import convert
 from spikebench.data import SplitData, check_split_hash, load_prepared
+from spikebench.distributed import init_from_env, rank_zero_output, shutdown
 from spikebench.energy import MacCounter, count_params, energy_joules, footprint_bytes
 from spikebench.errors import DatasetError, ParamsError, cli_main
 from spikebench.io import load_checkpoint, save_checkpoint
@@ -226,7 +227,8 @@ def plot_channels(selections: list[LayerSelection], fraction: float, path: str) 
     save(fig, path)
 
 
-def run_stage(common_seed: int, params: StPruningParams, device: str) -> list[ResultRow]:
+def run_stage(common_seed: int, params: StPruningParams, device: str, rank: int = 0) -> list[ResultRow]:
+    """The stage's rows; under torchrun every process computes them and rank 0 alone writes them."""
     data = load_prepared()
     reference = load_reference(data)
     ann, ann_meta = load_ann(data)
@@ -236,7 +238,7 @@ def run_stage(common_seed: int, params: StPruningParams, device: str) -> list[Re
     # every training loop checkpoints each epoch here; a rerun after an interruption resumes
     resume = resume_directory("st_pruning", asdict(params), data.split_hash, common_seed, device)
     with stage_run("st_pruning", method="st_pruning", library="spikebench", dataset=data.dataset, split_hash=data.split_hash,
-                   params=params) as run:
+                   params=params, enabled=rank == 0) as run:
         # 1. spatial pruning
         with child_run("spatial_pruning", tags={"step": "spatial"}) as child:
             slim, selections, _ = spatial_pruning(ann, data, params, common_seed, device, child, resume)
@@ -322,19 +324,21 @@ def run_stage(common_seed: int, params: StPruningParams, device: str) -> list[Re
                 state, meta = quantised.to_checkpoint(method="st_pruning", dataset=data.dataset, split_hash=data.split_hash,
                                                       input_shape=list(input_shape), num_classes=data.num_classes, timesteps=final_t,
                                                       weight_bits=k, weight_scales=scales)
-                save_checkpoint(MODEL_PATH, state, meta)
+                if rank == 0:
+                    save_checkpoint(MODEL_PATH, state, meta)
                 extra.update({"model_path": MODEL_PATH, "mappable": all(v == 1.0 for v in meta["leaks"])})
             rows.append(maker.snn_row(quantised, measured, final_t, k, extra))
             run.log_metrics({"quantized_test_accuracy": measured.accuracy}, step=k)
             print(f"st_pruning: {k}-bit weights at T={final_t}: test {measured.accuracy:.4f}")
 
-        plot_channels(selections, params.variance_fraction, PLOT_CHANNELS)
-        plot_timesteps(rows, reference, slim_accuracy, PLOT_TIMESTEPS)
-        plot_bits(rows, float_row, reference, PLOT_BITS)
-        for path in (PLOT_CHANNELS, PLOT_TIMESTEPS, PLOT_BITS):
-            run.log_artifact(path, "plots")
-        run.log_artifact(MODEL_PATH, "model")
-        write_rows(RESULTS_PATH, rows)
+        if rank == 0:
+            plot_channels(selections, params.variance_fraction, PLOT_CHANNELS)
+            plot_timesteps(rows, reference, slim_accuracy, PLOT_TIMESTEPS)
+            plot_bits(rows, float_row, reference, PLOT_BITS)
+            for path in (PLOT_CHANNELS, PLOT_TIMESTEPS, PLOT_BITS):
+                run.log_artifact(path, "plots")
+            run.log_artifact(MODEL_PATH, "model")
+            write_rows(RESULTS_PATH, rows)
     return rows
 
 
@@ -342,11 +346,14 @@ def run_stage(common_seed: int, params: StPruningParams, device: str) -> list[Re
 def main() -> None:
     common, params = load_section(StPruningParams, "st_pruning")
     device = resolve_device(common.device)
-    rows = run_stage(common.seed, params, device)
-    headline = [r for r in rows if r.extra.get("model_path")]
-    for row in headline:
-        print(f"st_pruning: exported {row.extra['model_path']}: {row.weight_bits}-bit, T={row.timesteps}, accuracy {row.accuracy:.4f} "
-              f"(ANN {row.ann_accuracy:.4f}), {row.extra['compression']}x fewer params, {row.extra['energy_ratio_vs_ann']}x less energy")
+    rank, _ = init_from_env(device)  # under torchrun: data-parallel training (spikebench.distributed)
+    with rank_zero_output(rank):
+        rows = run_stage(common.seed, params, device, rank)
+        headline = [r for r in rows if r.extra.get("model_path")]
+        for row in headline:
+            print(f"st_pruning: exported {row.extra['model_path']}: {row.weight_bits}-bit, T={row.timesteps}, accuracy {row.accuracy:.4f} "
+                  f"(ANN {row.ann_accuracy:.4f}), {row.extra['compression']}x fewer params, {row.extra['energy_ratio_vs_ann']}x less energy")
+    shutdown()
 
 
 if __name__ == "__main__":

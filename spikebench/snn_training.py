@@ -15,6 +15,13 @@ Method hooks keep this loop method-agnostic:
 
 Batches are drawn with a seeded generator (optionally a fresh random subset of the
 training split per epoch), so a fixed seed gives the same weights twice.
+
+Under torchrun (an initialised process group) training is data-parallel: every process
+draws the same batch order, trains on its share of each global batch and applies the
+gradients averaged over the processes (`spikebench.distributed`), so all processes keep
+the same weights, thresholds and leaks; hooks run in every process on the averaged
+gradients. Train metrics are summed over the processes, validation is split across them,
+and only rank 0 writes the checkpoint. A single process runs exactly the plain loop.
 """
 
 from __future__ import annotations
@@ -28,6 +35,16 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from spikebench.distributed import (
+    average_gradients,
+    barrier,
+    broadcast_module,
+    check_same_on_all_ranks,
+    my_share,
+    rank_and_world,
+    share_scale,
+    sum_across,
+)
 from spikebench.energy import SnnMetrics, fanout_maps, snn_metrics_per_step
 from spikebench.errors import ParamsError
 from spikebench.spiking import SimulationResult, SpikingNetwork, simulate
@@ -87,6 +104,11 @@ def clamp_neuron_parameters(net: SpikingNetwork) -> None:
 def evaluate_snn(net: SpikingNetwork, data: tuple[torch.Tensor, torch.Tensor], timesteps: int, batch_size: int = 500,
                  device: str = "cpu") -> float:
     """Accuracy of `net` after `timesteps` steps on (images, labels)."""
+    return _count_correct(net, data, timesteps, batch_size, device) / max(1, len(data[0]))
+
+
+def _count_correct(net: SpikingNetwork, data: tuple[torch.Tensor, torch.Tensor], timesteps: int, batch_size: int,
+                   device: str) -> int:
     x, y = data
     was_training = net.training
     net.eval()
@@ -96,7 +118,17 @@ def evaluate_snn(net: SpikingNetwork, data: tuple[torch.Tensor, torch.Tensor], t
             result = net(x[start : start + batch_size].to(device), timesteps)
             correct += int((result.predictions().cpu() == y[start : start + batch_size]).sum())
     net.train(was_training)
-    return correct / max(1, len(x))
+    return correct
+
+
+def _validate(net: SpikingNetwork, data: tuple[torch.Tensor, torch.Tensor], timesteps: int, device: str) -> float:
+    """Validation accuracy; under torchrun each process scores a contiguous part and the counts are summed."""
+    _, world = rank_and_world()
+    if world == 1:
+        return evaluate_snn(net, data, timesteps, device=device)
+    part = my_share(torch.arange(len(data[0])))
+    (correct,) = sum_across(_count_correct(net, (data[0][part], data[1][part]), timesteps, 500, device))
+    return correct / max(1, len(data[0]))
 
 
 def measure_snn(net: SpikingNetwork, data: tuple[torch.Tensor, torch.Tensor], timesteps: int, input_shape: tuple[int, ...],
@@ -147,6 +179,8 @@ def train_snn(
     Learnable thresholds/leaks are whatever `net` declares as parameters (see `trainable`).
     checkpoint: the training state is saved there after every epoch and, if the file exists,
         training resumes after its last epoch (a finished run just reloads its weights).
+        Under torchrun rank 0 writes it and every process resumes from it.
+    batch_size: the global batch; under torchrun each process takes its share of it.
     """
     for name, value, low in (("timesteps", timesteps, 1), ("epochs", epochs, 0), ("batch_size", batch_size, 1)):
         if value < low:
@@ -166,23 +200,35 @@ def train_snn(
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     generator = torch.Generator().manual_seed(seed)
     history: list[SnnEpochStats] = []
+    rank, _ = rank_and_world()
     if checkpoint is not None and Path(checkpoint).exists():
         history = [SnnEpochStats(**h) for h in load_training_state(checkpoint, net, optimizer, scheduler, generator)]
-        print(f"{desc} T={timesteps}: resuming from {checkpoint} after epoch {len(history)}")
+        if rank == 0:
+            print(f"{desc} T={timesteps}: resuming from {checkpoint} after epoch {len(history)}")
+    check_same_on_all_ranks(len(history), f"{desc} T={timesteps}: epochs already trained")
+    broadcast_module(net)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     for epoch in range(len(history) + 1, epochs + 1):
         started = time.perf_counter()
         order = _subset(len(x), per_epoch, generator)
         total_loss, correct = 0.0, 0
-        for start in tqdm(range(0, len(order), batch_size), desc=f"{desc} T={timesteps} epoch {epoch}/{epochs}", leave=False, mininterval=2):
-            index = order[start : start + batch_size]
-            xb, yb = x[index].to(device), y[index].to(device)
-            result = net(xb, timesteps)
-            logits = output_logits(result)
-            loss = nn.functional.cross_entropy(logits, yb)
-            if extra_loss is not None:
-                loss = loss + extra_loss(net, result)
+        batches = range(0, len(order), batch_size)
+        for start in tqdm(batches, desc=f"{desc} T={timesteps} epoch {epoch}/{epochs}", leave=False, mininterval=2, disable=rank > 0):
+            batch = order[start : start + batch_size]
+            index = my_share(batch)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            # a share can be empty (a last batch smaller than the world): it then adds no gradient
+            if len(index):
+                xb, yb = x[index].to(device), y[index].to(device)
+                result = net(xb, timesteps)
+                logits = output_logits(result)
+                loss = nn.functional.cross_entropy(logits, yb)
+                if extra_loss is not None:
+                    loss = loss + extra_loss(net, result)
+                (loss * share_scale(len(index), len(batch))).backward()
+                total_loss += loss.item() * len(index)
+                correct += int((logits.argmax(1) == yb).sum())
+            average_gradients(params)
             if before_step is not None:
                 before_step(net)
             optimizer.step()
@@ -190,16 +236,18 @@ def train_snn(
             clamp_neuron_parameters(net)
             if after_step is not None:
                 after_step(net)
-            total_loss += loss.item() * len(index)
-            correct += int((logits.argmax(1) == yb).sum())
+        total_loss, correct = sum_across(total_loss, correct)
+        broadcast_module(net)
         stats = SnnEpochStats(
             epoch, timesteps, total_loss / len(order), correct / len(order),
-            evaluate_snn(net, val, timesteps, device=device), time.perf_counter() - started,
+            _validate(net, val, timesteps, device), time.perf_counter() - started,
             [float(t) for t in net.thresholds.detach()], [float(v) for v in net.leaks.detach()],
         )
         history.append(stats)
-        if checkpoint is not None:
+        if checkpoint is not None and rank == 0:
             save_training_state(checkpoint, net, optimizer, scheduler, generator, [asdict(h) for h in history])
+        if checkpoint is not None:
+            barrier()  # the checkpoint is on disk before any process can look for it again
         if on_epoch is not None:
             on_epoch(stats)
     net.eval()
