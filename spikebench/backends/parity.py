@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -53,31 +54,55 @@ class ParityParams:
 
 @dataclass
 class RunRecord:
-    """Everything compared between two simulators over the image subset."""
+    """What one simulator produced over the images, and how its spike counts compare with the reference's."""
 
     predictions: torch.Tensor  # (T, images)
     spikes_per_step: list[torch.Tensor]  # per layer, (T,) summed over images
     synops_per_step: list[torch.Tensor]
-    counts: list[torch.Tensor]  # per layer, (images, neurons) spike counts over T
-    seconds: float
+    spikes_per_layer: list[int]
+    seconds: float  # in the simulator's own calls only
+    max_count_difference: list[int]  # per layer, largest |count - reference count| of any neuron on any image
+    differing_counts: list[int]  # per layer, (image, neuron) pairs whose count differs from the reference's
 
 
-def run_simulator(simulate, x: torch.Tensor, timesteps: int, batch_size: int, fanouts: list[torch.Tensor],
-                  progress: str | None = None) -> RunRecord:
-    """Run `simulate(x_batch, T, record_neurons=True, fanouts=...)` over `x` in batches."""
+def _add(total: list | None, part: list) -> list:
+    return list(part) if total is None else [a + b for a, b in zip(total, part, strict=True)]
+
+
+def run_side_by_side(simulators: dict[str, Callable], x: torch.Tensor, timesteps: int, batch_size: int,
+                     fanouts: list[torch.Tensor], progress: str | None = None) -> dict[str, RunRecord]:
+    """Run every `simulate(x_batch, T, record_neurons=True, fanouts=...)` on each batch of `x`.
+
+    The first simulator is the reference. Every other one's per-neuron spike counts are compared
+    with it batch by batch, so no (images x neurons) count table is kept: on the whole test split
+    that table would be gigabytes.
+    """
     from tqdm.auto import tqdm
 
-    started = time.perf_counter()
-    predictions, counts, spikes, synops = [], None, None, None
+    names = list(simulators)
+    state: dict[str, dict] = {name: {"predictions": [], "spikes": None, "synops": None, "totals": None, "max": None,
+                                     "differing": None, "seconds": 0.0} for name in names}
     with torch.no_grad():
         for start in tqdm(range(0, len(x), batch_size), desc=progress, disable=progress is None, mininterval=5):
-            result = simulate(x[start : start + batch_size], timesteps, record_neurons=True, fanouts=fanouts)
-            predictions.append(result.predictions_per_step())
-            batch_counts = [c.flatten(1).to(torch.int32) for c in result.neuron_counts]
-            counts = batch_counts if counts is None else [torch.cat([a, b]) for a, b in zip(counts, batch_counts, strict=True)]
-            spikes = result.spikes_per_step if spikes is None else [a + b for a, b in zip(spikes, result.spikes_per_step, strict=True)]
-            synops = result.synops_per_step if synops is None else [a + b for a, b in zip(synops, result.synops_per_step, strict=True)]
-    return RunRecord(torch.cat(predictions, 1), spikes, synops, counts, time.perf_counter() - started)
+            batch = x[start : start + batch_size]
+            reference_counts: list[torch.Tensor] = []
+            for name in names:
+                began = time.perf_counter()
+                result = simulators[name](batch, timesteps, record_neurons=True, fanouts=fanouts)
+                record = state[name]
+                record["seconds"] += time.perf_counter() - began
+                counts = [c.flatten(1) for c in result.neuron_counts]
+                record["predictions"].append(result.predictions_per_step())
+                record["spikes"] = _add(record["spikes"], result.spikes_per_step)
+                record["synops"] = _add(record["synops"], result.synops_per_step)
+                record["totals"] = _add(record["totals"], [int(c.sum()) for c in counts])
+                reference_counts = reference_counts or counts
+                differences = [(a - b).abs() for a, b in zip(counts, reference_counts, strict=True)]
+                batch_max = [int(d.max()) for d in differences]
+                record["max"] = batch_max if record["max"] is None else [max(a, b) for a, b in zip(record["max"], batch_max, strict=True)]
+                record["differing"] = _add(record["differing"], [int((d > 0).sum()) for d in differences])
+    return {name: RunRecord(torch.cat(r["predictions"], 1), r["spikes"], r["synops"], r["totals"], r["seconds"], r["max"], r["differing"])
+            for name, r in state.items()}
 
 
 def compare_runs(library: RunRecord, engine: RunRecord, labels: torch.Tensor, timesteps: list[int]) -> dict:
@@ -86,14 +111,15 @@ def compare_runs(library: RunRecord, engine: RunRecord, labels: torch.Tensor, ti
         "accuracy": {t: float((library.predictions[t - 1] == labels).float().mean()) for t in timesteps},
         "engine_accuracy": {t: float((engine.predictions[t - 1] == labels).float().mean()) for t in timesteps},
         "identical_predictions": {t: float((library.predictions[t - 1] == engine.predictions[t - 1]).float().mean()) for t in timesteps},
-        "spikes_per_layer": [int(c.sum()) for c in library.counts],
-        "engine_spikes_per_layer": [int(c.sum()) for c in engine.counts],
-        "max_spike_count_difference_per_layer": [int((a - b).abs().max()) for a, b in zip(library.counts, engine.counts, strict=True)],
-        "differing_neuron_counts_per_layer": [int((a != b).sum()) for a, b in zip(library.counts, engine.counts, strict=True)],
+        "spikes_per_layer": library.spikes_per_layer,
+        "engine_spikes_per_layer": engine.spikes_per_layer,
+        "max_spike_count_difference_per_layer": library.max_count_difference,
+        "differing_neuron_counts_per_layer": library.differing_counts,
         "seconds": round(library.seconds, 2),
     }
 
 
+HARD_RESET_ONLY = ("norse",)  # libraries without a soft-reset IF neuron
 NEURON_NOTES = {
     "snntorch": "snn.Leaky(beta=1, reset_mechanism=subtract): same soft-reset IF; fires on v > threshold (engine: >=)",
     "spikingjelly": "IFNode(v_reset=None), single-step mode: same soft-reset IF, fires on v >= threshold",
@@ -121,20 +147,26 @@ def main() -> None:
 
     with stage_run("parity", method="conversion", library="all", dataset=data.dataset, split_hash=data.split_hash, params=params) as run:
         started = time.perf_counter()
-        engine = run_simulator(net, x, t_max, params.batch_size, fanouts, progress="engine")
+        # libraries whose neuron matches the engine's run beside it on the same batches; norse (hard reset
+        # only) runs beside the engine's reset=zero twin on a fixed subset
+        soft = [lib for lib in params.libraries if lib not in HARD_RESET_ONLY]
+        hard = [lib for lib in params.libraries if lib in HARD_RESET_ONLY]
+        runs = run_side_by_side({"engine": net, **{lib: build_backend(lib, net) for lib in soft}}, x, t_max, params.batch_size,
+                                fanouts, progress=" + ".join(["engine", *soft]))
         hard_index = fixed_subset(len(x), params.hard_reset_images, common.seed)
-        engine_zero = (run_simulator(zero_net, x[hard_index], t_max, params.batch_size, fanouts, progress="engine, reset=zero")
-                       if "norse" in params.libraries else None)
+        if hard:
+            runs_zero = run_side_by_side({"engine": zero_net, **{lib: build_backend(lib, zero_net) for lib in hard}}, x[hard_index],
+                                         t_max, params.batch_size, fanouts, progress=" + ".join(["engine reset=zero", *hard]))
+        engine = runs["engine"]
         report = {"model": MODEL_PATH, "images": len(x), "test_subset_seed": common.seed, "timesteps": t_max,
                   "engine_seconds": round(engine.seconds, 2), "libraries": {}}
         rows = []
         for library in params.libraries:
             with child_run(f"parity-{library}", {"library": library}) as child:
-                hard_reset = library == "norse"
-                reference_net, reference = (zero_net, engine_zero) if hard_reset else (net, engine)
+                hard_reset = library in hard
+                reference_net, reference, record = (zero_net, runs_zero["engine"], runs_zero[library]) if hard_reset else (
+                    net, engine, runs[library])
                 images = hard_index if hard_reset else torch.arange(len(x))
-                backend = build_backend(library, reference_net)
-                record = run_simulator(backend, x[images], t_max, params.batch_size, fanouts, progress=library)
                 entry = compare_runs(record, reference, y[images], timesteps)
                 entry["images"] = len(images)
                 entry["neuron"] = NEURON_NOTES[library]

@@ -50,3 +50,25 @@ def test_brian2_head_spike_counts_equal_the_engine(converted, digits_data):
     assert sum(int(c.sum()) for c in comparison.engine_counts) > 0
     assert comparison.differing_counts() == [0]
     assert comparison.max_membrane_difference() < 1e-9
+
+
+def test_side_by_side_run_compares_counts_batch_by_batch(converted, digits_data):
+    from spikebench.backends.parity import run_side_by_side
+    from spikebench.energy import fanout_maps
+
+    x = digits_data.test[0][:90]
+    lower = copy.deepcopy(converted)  # a simulator that really differs: thresholds 20% lower
+    lower.thresholds.mul_(0.8)
+    fanouts = fanout_maps(converted, digits_data.input_shape)
+    runs = run_side_by_side({"engine": converted, "same": copy.deepcopy(converted), "lower": lower}, x, 8, batch_size=40, fanouts=fanouts)
+    with torch.no_grad():
+        whole = converted(x, 8, record_neurons=True)
+        lower_whole = lower(x, 8, record_neurons=True)
+    assert runs["engine"].predictions.shape == (8, 90)  # batches of 40, 40 and 10 stitched in order
+    assert torch.equal(runs["engine"].predictions, whole.predictions_per_step())
+    assert runs["same"].max_count_difference == [0, 0, 0] and runs["same"].differing_counts == [0, 0, 0]
+    expected_max = [int((a - b).abs().max()) for a, b in zip(lower_whole.neuron_counts, whole.neuron_counts, strict=True)]
+    expected_differing = [int((a != b).sum()) for a, b in zip(lower_whole.neuron_counts, whole.neuron_counts, strict=True)]
+    assert runs["lower"].max_count_difference == expected_max and sum(expected_differing) > 0
+    assert runs["lower"].differing_counts == expected_differing
+    assert runs["engine"].spikes_per_layer == [int(c.sum()) for c in whole.neuron_counts]
