@@ -32,11 +32,11 @@ import torch
 from torch import nn
 
 from baselines.training import accuracy, seed_everything
-from methods.st_pruning import Reference, load_ann, load_reference, synaptic_params
+from methods.st_pruning import ANN_PATH, Reference, load_ann, load_reference, synaptic_params
 from spikebench.attention import attention_maps, attention_transfer_loss
 from spikebench.convert import convert, fixed_subset
 from spikebench.data import SplitData, load_prepared
-from spikebench.distributed import init_from_env, rank_zero_output, shutdown
+from spikebench.distributed import barrier, init_from_env, rank_zero_output, shutdown
 from spikebench.energy import MacCounter, energy_joules, fanout_maps, footprint_bytes, snn_metrics_per_step
 from spikebench.errors import ParamsError, cli_main
 from spikebench.params import constraint, load_section, resolve_device
@@ -46,7 +46,7 @@ from spikebench.snn_training import SnnEpochStats, SnnMeasurement, evaluate_snn,
 from spikebench.sparse_masks import MODES, SparseEpochStats, SparseMasks, check_connected, irregular_masks, structured_masks, synaptic_layers, train_sparse
 from spikebench.spiking import SURROGATES, SpikingNetwork, save_snn, simulate
 from spikebench.tracking import StageRun, child_run, stage_run
-from spikebench.training_state import resume_directory
+from spikebench.training_state import discard_resume_directory, resume_directory
 
 MODEL_PATH = "models/attention_pruning_snn.pt"
 RESULTS_PATH = "results/attention_pruning.json"
@@ -393,7 +393,7 @@ def run_stage(seed: int, params: AttentionPruningParams, device: str, rank: int 
     results: list[ConfigResult] = []
     rows: list[ResultRow] = []
     # SNN training checkpoints each epoch here (the short sparse-ANN phase is recomputed, deterministically)
-    resume = resume_directory("attention_pruning", asdict(params), data.split_hash, seed, device)
+    resume = resume_directory("attention_pruning", asdict(params), data.split_hash, seed, device, inputs=[ANN_PATH])
     with stage_run("attention_pruning", method="attention_pruning", library="spikebench", dataset=data.dataset,
                    split_hash=data.split_hash, params=params, enabled=rank == 0) as run:
         maker = RowMaker(data, reference, seed, run, ann_meta["arch"])
@@ -439,6 +439,9 @@ def run_stage(seed: int, params: AttentionPruningParams, device: str, rank: int 
                 run.log_artifact(path, "plots")
             run.log_artifact(MODEL_PATH, "model")
             write_rows(RESULTS_PATH, rows)
+    barrier()  # under torchrun, no process still reads a checkpoint when rank 0 deletes them
+    if rank == 0:
+        discard_resume_directory(resume)
     return rows
 
 

@@ -28,7 +28,7 @@ from baselines.models import ArchConfig, build_model
 from baselines.training import EpochStats, accuracy, fit, seed_everything
 from spikebench.convert import convert
 from spikebench.data import SplitData, check_split_hash, load_prepared
-from spikebench.distributed import init_from_env, rank_zero_output, shutdown
+from spikebench.distributed import barrier, init_from_env, rank_zero_output, shutdown
 from spikebench.energy import MacCounter, count_params, energy_joules, footprint_bytes
 from spikebench.errors import DatasetError, ParamsError, cli_main
 from spikebench.io import load_checkpoint, save_checkpoint
@@ -40,7 +40,7 @@ from spikebench.results import ResultRow, read_rows, write_rows
 from spikebench.snn_training import SnnEpochStats, SnnMeasurement, measure_snn, train_snn, trainable
 from spikebench.spiking import RESETS, SURROGATES, SpikingNetwork
 from spikebench.tracking import StageRun, child_run, stage_run
-from spikebench.training_state import resume_directory
+from spikebench.training_state import discard_resume_directory, resume_directory
 
 ANN_PATH = "models/ann.pt"
 BASELINE_RESULTS = "results/baseline.json"
@@ -236,7 +236,7 @@ def run_stage(common_seed: int, params: StPruningParams, device: str, rank: int 
     input_shape = data.input_shape
     rows: list[ResultRow] = []
     # every training loop checkpoints each epoch here; a rerun after an interruption resumes
-    resume = resume_directory("st_pruning", asdict(params), data.split_hash, common_seed, device)
+    resume = resume_directory("st_pruning", asdict(params), data.split_hash, common_seed, device, inputs=[ANN_PATH])
     with stage_run("st_pruning", method="st_pruning", library="spikebench", dataset=data.dataset, split_hash=data.split_hash,
                    params=params, enabled=rank == 0) as run:
         # 1. spatial pruning
@@ -339,6 +339,9 @@ def run_stage(common_seed: int, params: StPruningParams, device: str, rank: int 
                 run.log_artifact(path, "plots")
             run.log_artifact(MODEL_PATH, "model")
             write_rows(RESULTS_PATH, rows)
+    barrier()  # under torchrun, no process still reads a checkpoint when rank 0 deletes them
+    if rank == 0:
+        discard_resume_directory(resume)
     return rows
 
 

@@ -8,6 +8,10 @@ weights as an uninterrupted run with the same seed.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -33,11 +37,16 @@ def load_training_state(path: str | Path, model: nn.Module, optimizer: torch.opt
     return list(meta["history"])
 
 
-def resume_directory(stage: str, *keys: object) -> Path:
-    """checkpoints/<stage>-<hash of keys>: a run's resumable states, keyed by what determines them
-    (params, split hash, seed), so a changed configuration never resumes a stale state."""
-    import hashlib
-    import json
-
-    digest = hashlib.sha256(json.dumps([str(k) for k in keys], sort_keys=True).encode()).hexdigest()[:12]
+def resume_directory(stage: str, *keys: object, inputs: Iterable[str | Path] = ()) -> Path:
+    """checkpoints/<stage>-<hash>: a run's resumable states, keyed by what determines them
+    (params, split hash, seed, and the contents of the `inputs` files it starts from, e.g. the
+    ANN), so a changed configuration or a retrained input never resumes a stale state."""
+    contents = [hashlib.sha256(Path(path).read_bytes()).hexdigest() for path in inputs]
+    digest = hashlib.sha256(json.dumps([str(k) for k in keys] + contents, sort_keys=True).encode()).hexdigest()[:12]
     return Path("checkpoints") / f"{stage}-{digest}"
+
+
+def discard_resume_directory(path: Path) -> None:
+    """Delete a finished run's states. They exist to resume an interrupted run; kept, they would
+    let a rerun after a code change reload old weights instead of training with the new code."""
+    shutil.rmtree(path, ignore_errors=True)

@@ -60,6 +60,10 @@ def _snn(rows, mode: str, attention: bool = True, library: str = "spikebench"):
     return [r for r in rows if r.extra["step"] == "snn" and r.extra["mode"] == mode and r.extra["attention"] == attention and r.library == library]
 
 
+def test_finished_stage_leaves_no_resumable_state(stage):
+    assert not list((stage[0] / "checkpoints").glob("attention_pruning-*"))
+
+
 def test_rows_per_mode_density_and_timesteps(stage):
     _, rows, _ = stage
     keys = [(r.library, r.extra["step"], r.extra["mode"], r.extra["density"], r.extra["attention"], r.timesteps) for r in rows]

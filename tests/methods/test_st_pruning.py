@@ -59,6 +59,8 @@ def test_every_step_writes_its_rows(stage_run):
         assert row.extra["energy_ratio_vs_ann"] == pytest.approx(ann.energy_per_image_j / row.energy_per_image_j, rel=1e-2)
     # headline rows: the float SNN at the final T and the exported quantised one
     assert [r.extra["leaderboard"] for r in rows] == [False, False, False, False, True, False, True]
+    # resumable states exist only until the stage succeeds: a rerun after a code change must train afresh
+    assert not list((stage_run[0] / "checkpoints").glob("st_pruning-*"))
 
 
 def test_spatial_pruning_shrinks_the_network_and_reports_compression(stage_run):

@@ -125,3 +125,20 @@ def test_training_interrupted_mid_epoch_resumes_to_the_same_network(converted, d
     again = trainable(converted, learn_threshold=True)
     assert len(_train(again, digits_data, epochs=3, checkpoint=checkpoint)) == 3
     torch.testing.assert_close(again.thresholds, reference.thresholds, rtol=0, atol=0)
+
+
+def test_resume_directory_changes_with_the_input_files_it_starts_from(tmp_path):
+    from spikebench.training_state import discard_resume_directory, resume_directory
+
+    ann = tmp_path / "ann.pt"
+    ann.write_bytes(b"weights v1")
+    first = resume_directory("st_pruning", {"epochs": 2}, "split", 0, inputs=[ann])
+    assert resume_directory("st_pruning", {"epochs": 2}, "split", 0, inputs=[ann]) == first
+    ann.write_bytes(b"weights v2")  # a retrained ANN must not resume states trained from the old one
+    assert resume_directory("st_pruning", {"epochs": 2}, "split", 0, inputs=[ann]) != first
+    assert resume_directory("st_pruning", {"epochs": 3}, "split", 0, inputs=[ann]) != first
+    state = tmp_path / first / "temporal_T8.pt"
+    state.parent.mkdir(parents=True)
+    state.write_bytes(b"x")
+    discard_resume_directory(tmp_path / first)
+    assert not (tmp_path / first).exists()
