@@ -128,7 +128,7 @@ def rmp_latency_table(frame: pd.DataFrame) -> str:
     lines = [
         "## RMP-SNN latency vs hard-reset conversion", "",
         f"Timesteps needed to reach each target accuracy (ANN − gap) on the same {factors['images']:,} test images; "
-        "factor = baseline T / RMP T, read at every T (the percentile conversion at powers of two only). "
+        "factor = baseline T / RMP T, read at every T (the percentile conversion: on the conversion sweep's images, at powers of two only). "
         f"The paper reports 2–8×. Headline baseline: {factors['baselines'][factors['headline']]}.", "",
         "| baseline | target accuracy | RMP T | baseline T | factor |", "|---|---|---|---|---|",
     ]
