@@ -32,14 +32,14 @@ CHECKPOINT_DIR = Path("checkpoints")
 
 @dataclass(frozen=True)
 class BaselineParams:
-    arch: str = constraint("cnn", choices=ARCHS)
-    channels: list[int] = constraint([], min=1)  # empty: the architecture's default widths
-    batch_norm: bool = constraint(False)
-    bias: bool = constraint(True)
-    epochs: int = constraint(5, min=1)
-    batch_size: int = constraint(128, min=1)  # global batch, split across torchrun processes
-    lr: float = constraint(2e-3, min_exclusive=0.0)
-    weight_decay: float = constraint(0.0, min=0.0)
+    arch: str = constraint(choices=ARCHS)
+    channels: list[int] = constraint(min=1)  # empty: the architecture's default widths
+    batch_norm: bool = constraint()
+    bias: bool = constraint()
+    epochs: int = constraint(min=1)
+    batch_size: int = constraint(min=1)  # global batch, split across torchrun processes
+    lr: float = constraint(min_exclusive=0.0)
+    weight_decay: float = constraint(min=0.0)
 
 
 def checkpoint_path(params: BaselineParams, split_hash: str, seed: int) -> Path:

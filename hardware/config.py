@@ -25,16 +25,16 @@ PIXEL_BITS = 8
 class HardwareConfig:
     """Accelerator parameters (see hardware/README.md)."""
 
-    lanes: int = constraint(16, min=2, max=256)             # P parallel synaptic lanes / membrane banks
-    weight_bits: int = constraint(8, min=2, max=16)         # k, signed weights
-    membrane_bits: int = constraint(24, min=4, max=31)      # saturation range of the membrane potential
-    acc_bits: int = constraint(32, min=6, max=48)           # stored membrane / accumulator width
-    bank_addr_bits: int = constraint(12, min=2, max=16)     # neurons per lane (all layers) = 2**bits
-    weight_addr_bits: int = constraint(15, min=2, max=20)   # compressed weight rows = 2**bits
-    pointer_addr_bits: int = constraint(13, min=2, max=16)  # keys (input channels / fc inputs), all layers
-    bias_addr_bits: int = constraint(6, min=1, max=16)      # bias rows (P values each)
-    layer_addr_bits: int = constraint(3, min=1, max=4)      # up to 2**bits synaptic layers
-    input_addr_bits: int = constraint(10, min=2, max=16)    # pixel events per image
+    lanes: int = constraint(min=2, max=256)             # P parallel synaptic lanes / membrane banks
+    weight_bits: int = constraint(min=2, max=16)         # k, signed weights
+    membrane_bits: int = constraint(min=4, max=31)      # saturation range of the membrane potential
+    acc_bits: int = constraint(min=6, max=48)           # stored membrane / accumulator width
+    bank_addr_bits: int = constraint(min=2, max=16)     # neurons per lane (all layers) = 2**bits
+    weight_addr_bits: int = constraint(min=2, max=20)   # compressed weight rows = 2**bits
+    pointer_addr_bits: int = constraint(min=2, max=16)  # keys (input channels / fc inputs), all layers
+    bias_addr_bits: int = constraint(min=1, max=16)      # bias rows (P values each)
+    layer_addr_bits: int = constraint(min=1, max=4)      # up to 2**bits synaptic layers
+    input_addr_bits: int = constraint(min=2, max=16)    # pixel events per image
 
     def validate(self, prefix: str) -> None:
         if self.acc_bits <= self.membrane_bits:

@@ -53,9 +53,9 @@ CLOCK_PERIOD_NS = 10.0  # the testbench clock (snn_tb.v: always #5 clk = ~clk); 
 
 @dataclass(frozen=True)
 class GateSimParams:
-    images: int = constraint(2, min=1)           # K test images on the netlist (the first of the split)
-    timesteps: int = constraint(1, min=1)        # T simulated at gate level (capped at the model's T); see the power stage
-    workers: int = constraint(2, min=1, max=16)  # parallel Icarus processes (one dump each)
+    images: int = constraint(min=1)           # K test images on the netlist (the first of the split)
+    timesteps: int = constraint(min=1)        # T simulated at gate level (capped at the model's T); see the power stage
+    workers: int = constraint(min=1, max=16)  # parallel Icarus processes (one dump each)
 
 
 def simulation_netlist(netlist: Path, config: HardwareConfig, path: Path) -> Path:

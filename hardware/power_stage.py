@@ -46,8 +46,8 @@ OPENSTA_DIR = Path("hardware/opensta")  # OpenSTA's power netlist, activity anno
 
 @dataclass(frozen=True)
 class PowerParams:
-    sram_pj_per_bit: float = constraint(SRAM_PJ_PER_BIT_180NM, min_exclusive=0.0)  # 180 nm SRAM access energy per bit
-    tolerance: float = constraint(0.01, min_exclusive=0.0, max=1.0)                 # OpenSTA agreement (switching, leakage)
+    sram_pj_per_bit: float = constraint(min_exclusive=0.0)  # 180 nm SRAM access energy per bit
+    tolerance: float = constraint(min_exclusive=0.0, max=1.0)                 # OpenSTA agreement (switching, leakage)
 
 
 def _read_json(path: Path, stage: str) -> dict:

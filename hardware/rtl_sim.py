@@ -38,10 +38,10 @@ REPORT_PATH = "reports/hardware_rtl_images.json"
 
 @dataclass(frozen=True)
 class RtlSimParams:
-    images: int = constraint(64, min=1)          # at most this many test images on the RTL (the first of the split) ...
-    cycle_budget: int = constraint(6_000_000, min=1)  # ... as long as their estimated cycles fit this budget (at least 1 image)
-    workers: int = constraint(2, min=1, max=16)  # parallel Icarus processes
-    clock_mhz: float = constraint(100.0, min_exclusive=0.0)  # nominal clock for images/s
+    images: int = constraint(min=1)          # at most this many test images on the RTL (the first of the split) ...
+    cycle_budget: int = constraint(min=1)  # ... as long as their estimated cycles fit this budget (at least 1 image)
+    workers: int = constraint(min=1, max=16)  # parallel Icarus processes
+    clock_mhz: float = constraint(min_exclusive=0.0)  # nominal clock for images/s
 
 
 def cycle_overhead(layout: dict, timesteps: int) -> int:

@@ -27,9 +27,9 @@ RULES = ("min_energy", "max_accuracy")
 
 @dataclass(frozen=True)
 class SelectParams:
-    results: list[str] = constraint(["results/conversion.json"], nonempty=True)
-    rule: str = constraint("min_energy", choices=RULES)
-    margin: float = constraint(0.02, min=0.0, max=1.0)  # accuracy below the ANN's, as a fraction (0.02 = 2 pp)
+    results: list[str] = constraint(nonempty=True)
+    rule: str = constraint(choices=RULES)
+    margin: float = constraint(min=0.0, max=1.0)  # accuracy below the ANN's, as a fraction (0.02 = 2 pp)
 
 
 def ann_accuracy(rows: list[ResultRow], dataset: str) -> float:

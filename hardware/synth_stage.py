@@ -26,10 +26,10 @@ REPORT_PATH = Path("reports/hardware_synth.json")
 
 @dataclass(frozen=True)
 class SynthParams:
-    clock_mhz: float = constraint(50.0, min_exclusive=0.0)      # target clock (timing must be met; power is reported at it)
-    sram_access_ns: float = constraint(2.5, min_exclusive=0.0)  # assumed memory macro clock-to-data (no SRAM compiler here)
-    input_slew_ns: float = constraint(0.1, min_exclusive=0.0)   # transition on the core's inputs (and the ideal clock)
-    output_load_pf: float = constraint(0.02, min=0.0)           # load on every output port
+    clock_mhz: float = constraint(min_exclusive=0.0)      # target clock (timing must be met; power is reported at it)
+    sram_access_ns: float = constraint(min_exclusive=0.0)  # assumed memory macro clock-to-data (no SRAM compiler here)
+    input_slew_ns: float = constraint(min_exclusive=0.0)   # transition on the core's inputs (and the ideal clock)
+    output_load_pf: float = constraint(min=0.0)           # load on every output port
 
     def constraints(self) -> Constraints:
         return Constraints(clock_mhz=self.clock_mhz, input_slew_ns=self.input_slew_ns, output_load_pf=self.output_load_pf)

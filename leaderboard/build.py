@@ -28,7 +28,7 @@ MLFLOW_UI = "http://127.0.0.1:5000"
 
 @dataclass(frozen=True)
 class LeaderboardParams:
-    results: list[str] = constraint(["results/baseline.json"], nonempty=True)
+    results: list[str] = constraint(nonempty=True)
 
 
 def config_label(row: pd.Series) -> str:

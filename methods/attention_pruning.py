@@ -57,36 +57,36 @@ PLOT_NEURONS = "reports/attention_pruning_neurons.png"
 @dataclass(frozen=True)
 class AttentionPruningParams:
     # compression
-    modes: list[str] = constraint(["irregular", "structured"], choices=MODES, nonempty=True)
-    irregular_densities: list[float] = constraint([0.08], min_exclusive=0.0, max=1.0)   # fraction of synaptic weights kept
-    structured_densities: list[float] = constraint([0.5], min_exclusive=0.0, max=1.0)   # fraction of hidden channels kept
-    dense_first_last: bool = constraint(True)     # irregular: the tiny first and last layers stay dense
-    attention_p: float = constraint(2.0, min_exclusive=0.0)
-    attention_weight: float = constraint(1000.0, min=0.0)   # beta of the attention-transfer loss (0 = no guidance)
-    ann_epochs: int = constraint(2, min=1)
-    ann_lr: float = constraint(1e-3, min_exclusive=0.0)
-    ann_batch_size: int = constraint(128, min=1)
-    ann_train_subset: int = constraint(0, min=0)  # images per sparse-ANN epoch (0 = the whole training split)
-    update_interval: int = constraint(50, min=1)  # optimizer steps between prune-and-regrow updates
-    update_until: float = constraint(0.75, min=0.0, max=1.0)  # fraction of training after which the mask is fixed
-    regrow_fraction: float = constraint(0.3, min=0.0, max=1.0)  # irregular (RigL): initial drop/regrow fraction per update, cosine-decayed
+    modes: list[str] = constraint(choices=MODES, nonempty=True)
+    irregular_densities: list[float] = constraint(min_exclusive=0.0, max=1.0)   # fraction of synaptic weights kept
+    structured_densities: list[float] = constraint(min_exclusive=0.0, max=1.0)   # fraction of hidden channels kept
+    dense_first_last: bool = constraint()     # irregular: the tiny first and last layers stay dense
+    attention_p: float = constraint(min_exclusive=0.0)
+    attention_weight: float = constraint(min=0.0)   # beta of the attention-transfer loss (0 = no guidance)
+    ann_epochs: int = constraint(min=1)
+    ann_lr: float = constraint(min_exclusive=0.0)
+    ann_batch_size: int = constraint(min=1)
+    ann_train_subset: int = constraint(min=0)  # images per sparse-ANN epoch (0 = the whole training split)
+    update_interval: int = constraint(min=1)  # optimizer steps between prune-and-regrow updates
+    update_until: float = constraint(min=0.0, max=1.0)  # fraction of training after which the mask is fixed
+    regrow_fraction: float = constraint(min=0.0, max=1.0)  # irregular (RigL): initial drop/regrow fraction per update, cosine-decayed
     # SNN (DIET-SNN)
-    calibration_size: int = constraint(512, min=1)
-    percentile: float = constraint(99.9, min_exclusive=0.0, max=100.0)
-    timesteps: list[int] = constraint([5, 3], min=1, nonempty=True)  # strictly decreasing: train at the first, fine-tune at each lower T
-    final_timesteps: int | None = constraint(None, min=1)  # the T of the headline rows and of the saved SNN (null = the last)
-    snn_epochs: int = constraint(1, min=0)
-    step_epochs: int = constraint(1, min=0)
-    lr: float = constraint(5e-4, min_exclusive=0.0)
-    neuron_lr: float = constraint(5e-3, min_exclusive=0.0)
-    batch_size: int = constraint(64, min=1)
-    train_subset: int = constraint(0, min=0)      # images per SNN epoch (0 = all)
-    val_subset: int = constraint(0, min=0)        # validation images scored per epoch (0 = all)
-    learn_leak: bool = constraint(True)
-    surrogate: str = constraint("fast_sigmoid", choices=SURROGATES)
-    surrogate_alpha: float = constraint(5.0, min_exclusive=0.0)
-    ablation: bool = constraint(True)             # also run the first irregular density without attention guidance
-    test_images: int = constraint(0, min=0)       # fixed random test subset for every row (0 = the whole test split)
+    calibration_size: int = constraint(min=1)
+    percentile: float = constraint(min_exclusive=0.0, max=100.0)
+    timesteps: list[int] = constraint(min=1, nonempty=True)  # strictly decreasing: train at the first, fine-tune at each lower T
+    final_timesteps: int | None = constraint(min=1)  # the T of the headline rows and of the saved SNN (null = the last)
+    snn_epochs: int = constraint(min=0)
+    step_epochs: int = constraint(min=0)
+    lr: float = constraint(min_exclusive=0.0)
+    neuron_lr: float = constraint(min_exclusive=0.0)
+    batch_size: int = constraint(min=1)
+    train_subset: int = constraint(min=0)      # images per SNN epoch (0 = all)
+    val_subset: int = constraint(min=0)        # validation images scored per epoch (0 = all)
+    learn_leak: bool = constraint()
+    surrogate: str = constraint(choices=SURROGATES)
+    surrogate_alpha: float = constraint(min_exclusive=0.0)
+    ablation: bool = constraint()             # also run the first irregular density without attention guidance
+    test_images: int = constraint(min=0)       # fixed random test subset for every row (0 = the whole test split)
 
     def validate(self, prefix: str) -> None:
         if len(set(self.modes)) != len(self.modes):

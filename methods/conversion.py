@@ -56,18 +56,18 @@ PLOT_PATH = "reports/conversion_accuracy_vs_T.png"
 
 @dataclass(frozen=True)
 class ConversionParams:
-    percentiles: list[float] = constraint(list(PERCENTILES), nonempty=True, min_exclusive=0.0, max=100.0)
-    resets: list[str] = constraint(list(RESETS), nonempty=True, choices=RESETS)
-    main_percentile: float = constraint(99.9, min_exclusive=0.0, max=100.0)
-    timesteps: int = constraint(256, min=1)  # T_max
-    main_images: int = constraint(0, min=0)  # main config: fixed test subset; 0 = the full test split
-    long_images: int = constraint(0, min=0)  # main config: images run to T_max (the rest to T=64); 0 = all
-    sweep_images: int = constraint(300, min=0)  # sweep: fixed test subset; 0 = all
-    sweep_timesteps: int = constraint(256, min=1)  # sweep T_max
-    calibration_size: int = constraint(1000, min=1)
-    hardware_timesteps: int = constraint(32, min=1)  # T recorded in models/conversion_snn.pt
-    batch_size: int = constraint(250, min=1)
-    maxpool: str | None = constraint(None, choices=MAXPOOL_STRATEGIES)
+    percentiles: list[float] = constraint(nonempty=True, min_exclusive=0.0, max=100.0)
+    resets: list[str] = constraint(nonempty=True, choices=RESETS)
+    main_percentile: float = constraint(min_exclusive=0.0, max=100.0)
+    timesteps: int = constraint(min=1)  # T_max
+    main_images: int = constraint(min=0)  # main config: fixed test subset; 0 = the full test split
+    long_images: int = constraint(min=0)  # main config: images run to T_max (the rest to T=64); 0 = all
+    sweep_images: int = constraint(min=0)  # sweep: fixed test subset; 0 = all
+    sweep_timesteps: int = constraint(min=1)  # sweep T_max
+    calibration_size: int = constraint(min=1)
+    hardware_timesteps: int = constraint(min=1)  # T recorded in models/conversion_snn.pt
+    batch_size: int = constraint(min=1)
+    maxpool: str | None = constraint(choices=MAXPOOL_STRATEGIES)
 
     def validate(self, prefix: str) -> None:
         if self.main_percentile not in self.percentiles:

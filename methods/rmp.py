@@ -56,15 +56,15 @@ BASELINE_LABELS = {
 
 @dataclass(frozen=True)
 class RmpParams:
-    threshold_scales: list[float] = constraint([1.0, 0.8, 0.6], nonempty=True, min_exclusive=0.0, max=1.0)
-    main_scale: float = constraint(0.8, min_exclusive=0.0, max=1.0)
-    timesteps: int = constraint(256, min=1)
-    balance_timesteps: int = constraint(64, min=1)
-    calibration_size: int = constraint(256, min=1)
-    images: int = constraint(1000, min=0)  # fixed test subset (its first conversion.sweep_images are the conversion sweep's)
-    accuracy_gaps: list[float] = constraint([0.05, 0.03, 0.02, 0.01], nonempty=True, min_exclusive=0.0)  # targets: ANN - gap
-    hardware_timesteps: int = constraint(64, min=1)
-    batch_size: int = constraint(250, min=1)
+    threshold_scales: list[float] = constraint(nonempty=True, min_exclusive=0.0, max=1.0)
+    main_scale: float = constraint(min_exclusive=0.0, max=1.0)
+    timesteps: int = constraint(min=1)
+    balance_timesteps: int = constraint(min=1)
+    calibration_size: int = constraint(min=1)
+    images: int = constraint(min=0)  # fixed test subset (its first conversion.sweep_images are the conversion sweep's)
+    accuracy_gaps: list[float] = constraint(nonempty=True, min_exclusive=0.0)  # targets: ANN - gap
+    hardware_timesteps: int = constraint(min=1)
+    batch_size: int = constraint(min=1)
 
     def validate(self, prefix: str) -> None:
         if self.main_scale not in self.threshold_scales:

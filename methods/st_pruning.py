@@ -54,32 +54,32 @@ PLOT_CHANNELS = "reports/st_pruning_channels.png"
 @dataclass(frozen=True)
 class StPruningParams:
     # spatial pruning
-    variance_fraction: float = constraint(0.99, min_exclusive=0.0, max=1.0)
-    pca_source: str = constraint("snn", choices=SOURCES)
-    calibration_size: int = constraint(512, min=1)
-    percentile: float = constraint(99.99, min_exclusive=0.0, max=100.0)
-    ann_epochs: int = constraint(4, min=0)
-    ann_lr: float = constraint(2e-3, min_exclusive=0.0)
+    variance_fraction: float = constraint(min_exclusive=0.0, max=1.0)
+    pca_source: str = constraint(choices=SOURCES)
+    calibration_size: int = constraint(min=1)
+    percentile: float = constraint(min_exclusive=0.0, max=100.0)
+    ann_epochs: int = constraint(min=0)
+    ann_lr: float = constraint(min_exclusive=0.0)
     # conversion + hybrid training + temporal pruning
-    reset: str = constraint("subtract", choices=RESETS)
-    timesteps: list[int] = constraint([16, 8, 4, 2, 1], min=1)
-    final_timesteps: int | None = constraint(None, min=1)  # null: the last of the schedule
-    first_epochs: int = constraint(2, min=0)      # hybrid training at timesteps[0]
-    step_epochs: int = constraint(1, min=0)       # fine-tuning at every later step
-    lr: float = constraint(1e-3, min_exclusive=0.0)
-    threshold_lr: float = constraint(5e-3, min_exclusive=0.0)   # thresholds/leaks adapt faster when T drops
-    batch_size: int = constraint(64, min=1)
-    train_subset: int = constraint(0, min=0)      # images per SNN epoch (0 = the whole training split)
-    val_subset: int = constraint(0, min=0)        # validation images scored per epoch (0 = all)
-    learn_threshold: bool = constraint(True)
-    learn_leak: bool = constraint(False)          # leak != 1 is not mappable to the IF hardware
-    surrogate: str = constraint("fast_sigmoid", choices=SURROGATES)
-    surrogate_alpha: float = constraint(5.0, min_exclusive=0.0)
+    reset: str = constraint(choices=RESETS)
+    timesteps: list[int] = constraint(min=1)
+    final_timesteps: int | None = constraint(min=1)  # null: the last of the schedule
+    first_epochs: int = constraint(min=0)      # hybrid training at timesteps[0]
+    step_epochs: int = constraint(min=0)       # fine-tuning at every later step
+    lr: float = constraint(min_exclusive=0.0)
+    threshold_lr: float = constraint(min_exclusive=0.0)   # thresholds/leaks adapt faster when T drops
+    batch_size: int = constraint(min=1)
+    train_subset: int = constraint(min=0)      # images per SNN epoch (0 = the whole training split)
+    val_subset: int = constraint(min=0)        # validation images scored per epoch (0 = all)
+    learn_threshold: bool = constraint()
+    learn_leak: bool = constraint()          # leak != 1 is not mappable to the IF hardware
+    surrogate: str = constraint(choices=SURROGATES)
+    surrogate_alpha: float = constraint(min_exclusive=0.0)
     # quantisation
-    bits: list[int] = constraint([8, 5, 4, 3], min=2, nonempty=True)
-    export_bits: int = constraint(5, min=2)
-    qat_epochs: int = constraint(1, min=0)
-    qat_lr: float = constraint(2e-4, min_exclusive=0.0)
+    bits: list[int] = constraint(min=2, nonempty=True)
+    export_bits: int = constraint(min=2)
+    qat_epochs: int = constraint(min=0)
+    qat_lr: float = constraint(min_exclusive=0.0)
 
     def validate(self, prefix: str) -> None:
         schedule = self.timesteps

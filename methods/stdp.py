@@ -57,28 +57,28 @@ ACCURACY_PLOT = "reports/stdp_accuracy.png"
 
 @dataclass(frozen=True)
 class StdpParams:
-    timesteps: int = constraint(15, min=1)
-    dog_size: int = constraint(7, min=1)
-    dog_sigmas: list[float] = constraint([1.0, 2.0], min_exclusive=0.0)
-    dog_threshold: float = constraint(0.2, min=0.0)  # on [0, 1] images; SpykeTorch's 50 on 0..255
-    channels: list[int] = constraint([30, 100], nonempty=True, min=1)  # maps per conv layer
-    kernels: list[int] = constraint([5, 5], nonempty=True, min=1)
-    thresholds: list[float] = constraint([10.0, 10.0], nonempty=True, min_exclusive=0.0)  # last: used while learning only
-    winners: list[int] = constraint([5, 8], nonempty=True, min=1)  # k of k-WTA per layer
-    radius: list[int] = constraint([3, 1], nonempty=True, min=0)  # lateral inhibition radius per layer
-    pools: list[int] = constraint([2], min=1)  # earliest-spike pooling after each layer but the last
-    train_images: list[int] = constraint([3000, 2000], nonempty=True, min=1)  # max STDP images per layer
-    stop_convergence: float = constraint(0.01, min=0.0)
-    a_plus: float = constraint(0.004, min_exclusive=0.0, max=1.0)
-    a_minus: float = constraint(0.003, min=0.0, max=1.0)
-    a_plus_max: float = constraint(0.15, min_exclusive=0.0, max=1.0)
-    double_every: int = constraint(500, min=0)  # 0: constant a+/a- (paper); else SpykeTorch's doubling
-    train_inhibition: bool = constraint(True)  # lateral inhibition on the input of deeper layers while they learn
-    inference_inhibition: bool = constraint(False)  # the same at feature extraction (needs the T-step simulation)
-    pooling: list[int] = constraint([4, 3, 1], nonempty=True, min=1)  # readout grids; the first is the headline
-    svm_c: float = constraint(0.01, min_exclusive=0.0)
-    svm_train_images: int = constraint(20000, min=0)  # 0: the whole training split
-    batch_size: int = constraint(500, min=1)
+    timesteps: int = constraint(min=1)
+    dog_size: int = constraint(min=1)
+    dog_sigmas: list[float] = constraint(min_exclusive=0.0)
+    dog_threshold: float = constraint(min=0.0)  # on [0, 1] images; SpykeTorch's 50 on 0..255
+    channels: list[int] = constraint(nonempty=True, min=1)  # maps per conv layer
+    kernels: list[int] = constraint(nonempty=True, min=1)
+    thresholds: list[float] = constraint(nonempty=True, min_exclusive=0.0)  # last: used while learning only
+    winners: list[int] = constraint(nonempty=True, min=1)  # k of k-WTA per layer
+    radius: list[int] = constraint(nonempty=True, min=0)  # lateral inhibition radius per layer
+    pools: list[int] = constraint(min=1)  # earliest-spike pooling after each layer but the last
+    train_images: list[int] = constraint(nonempty=True, min=1)  # max STDP images per layer
+    stop_convergence: float = constraint(min=0.0)
+    a_plus: float = constraint(min_exclusive=0.0, max=1.0)
+    a_minus: float = constraint(min=0.0, max=1.0)
+    a_plus_max: float = constraint(min_exclusive=0.0, max=1.0)
+    double_every: int = constraint(min=0)  # 0: constant a+/a- (paper); else SpykeTorch's doubling
+    train_inhibition: bool = constraint()  # lateral inhibition on the input of deeper layers while they learn
+    inference_inhibition: bool = constraint()  # the same at feature extraction (needs the T-step simulation)
+    pooling: list[int] = constraint(nonempty=True, min=1)  # readout grids; the first is the headline
+    svm_c: float = constraint(min_exclusive=0.0)
+    svm_train_images: int = constraint(min=0)  # 0: the whole training split
+    batch_size: int = constraint(min=1)
 
     def validate(self, prefix: str) -> None:
         n = len(self.channels)

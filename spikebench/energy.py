@@ -60,10 +60,14 @@ class MacCounter:
 
 
 def count_params(model: nn.Module) -> tuple[int, int]:
-    """(all parameters, non-zero parameters) of a model."""
-    total = sum(p.numel() for p in model.parameters())
-    nonzero = sum(int(torch.count_nonzero(p)) for p in model.parameters())
-    return total, nonzero
+    """(weights + biases, non-zero ones) of the synaptic layers (Conv2d, Linear).
+
+    The one parameter count of every result row. Neuron parameters (learnt thresholds
+    and leaks, a handful per layer) and normalisation statistics are not synapses and
+    are left out, so an ANN and the SNNs made from it are counted alike.
+    """
+    tensors = [p for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)) for p in (m.weight, m.bias) if p is not None]
+    return sum(t.numel() for t in tensors), sum(int(torch.count_nonzero(t)) for t in tensors)
 
 
 # --- spiking networks: NeuroBench-style metrics ---------------------------------------

@@ -24,9 +24,9 @@ REPORT_PATH = Path("reports/nir.json")
 
 @dataclass(frozen=True)
 class NirParams:
-    images: int = constraint(0, min=0)                      # test images compared; 0 = the whole test split
-    min_agreement: float = constraint(0.999, min=0.0, max=1.0)  # fraction of identical predictions required
-    batch_size: int = constraint(500, min=1)
+    images: int = constraint(min=0)                      # test images compared; 0 = the whole test split
+    min_agreement: float = constraint(min=0.0, max=1.0)  # fraction of identical predictions required
+    batch_size: int = constraint(min=1)
 
 
 @cli_main

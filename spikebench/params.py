@@ -34,21 +34,22 @@ PARAMS_FILE = "params.yaml"
 T = TypeVar("T")
 
 
-def constraint(default: Any = dataclasses.MISSING, **rules: Any) -> Any:
-    """A dataclass field with validation rules (choices, min, max, min_exclusive, ...)."""
-    if isinstance(default, (list, dict)):
-        frozen = default
-        return dataclasses.field(default_factory=lambda: list(frozen) if isinstance(frozen, list) else dict(frozen), metadata=rules)
-    return dataclasses.field(default=default, metadata=rules)
+def constraint(**rules: Any) -> Any:
+    """A required dataclass field with validation rules (choices, min, max, min_exclusive, nonempty).
+
+    Fields have no defaults on purpose: params.yaml is the one place a value lives, so a
+    missing key is an error, never a silent fallback to a second definition.
+    """
+    return dataclasses.field(metadata=rules)
 
 
 @dataclasses.dataclass(frozen=True)
 class CommonParams:
     """Top-level keys every stage reads."""
 
-    profile: str = constraint("default", choices=PROFILES)
-    seed: int = constraint(0, min=0)
-    device: str = constraint("auto", choices=DEVICES)
+    profile: str = constraint(choices=PROFILES)
+    seed: int = constraint(min=0)
+    device: str = constraint(choices=DEVICES)
 
 
 def read_params_file(path: str | Path = PARAMS_FILE) -> dict:
@@ -131,7 +132,7 @@ def parse_dataclass(cls: type[T], raw: dict, prefix: str) -> T:
         if name in raw:
             values[name] = _check_value(f"{prefix}.{name}", raw[name], hints[name], dict(fld.metadata))
         elif fld.default is dataclasses.MISSING and fld.default_factory is dataclasses.MISSING:
-            raise ParamsError(f"params.yaml: missing key {prefix}.{name}")
+            raise ParamsError(f"params.yaml: missing key {prefix}.{name}; add it (see the README's parameter section)")
     obj = cls(**values)
     check = getattr(obj, "validate", None)
     if check is not None:
@@ -141,7 +142,7 @@ def parse_dataclass(cls: type[T], raw: dict, prefix: str) -> T:
 
 def load_common(raw: dict) -> CommonParams:
     top = {k: raw[k] for k in ("profile", "seed", "device") if k in raw}
-    return parse_dataclass(CommonParams, top, "params")
+    return parse_dataclass(CommonParams, top, "top level")
 
 
 def load_section(cls: type[T], section: str, path: str | Path = PARAMS_FILE, raw: dict | None = None) -> tuple[CommonParams, T]:

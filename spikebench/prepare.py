@@ -14,10 +14,10 @@ OUT_DIR = "data/prepared"
 
 @dataclass(frozen=True)
 class DataParams:
-    dataset: str = constraint("fashion_mnist", choices=DATASETS)
-    data_dir: str | None = constraint(None)  # where mnist/cifar10 (or another fashion_mnist copy) live
-    val_fraction: float = constraint(0.1, min_exclusive=0.0, max=0.5)
-    test_fraction: float = constraint(0.2, min_exclusive=0.0, max=0.5)  # only without an official test set
+    dataset: str = constraint(choices=DATASETS)
+    data_dir: str | None = constraint()  # where mnist/cifar10 (or another fashion_mnist copy) live
+    val_fraction: float = constraint(min_exclusive=0.0, max=0.5)
+    test_fraction: float = constraint(min_exclusive=0.0, max=0.5)  # only without an official test set
 
 
 @cli_main

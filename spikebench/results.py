@@ -24,13 +24,21 @@ LIBRARIES = ("spikebench", "snntorch", "norse", "spikingjelly", "brian2", "sklea
 VERSIONED_PACKAGES = ("torch", "numpy", "snntorch", "norse", "spikingjelly", "brian2", "scikit-learn", "spikebench")
 
 
+ENERGY_MODEL = "op_45nm"  # what `energy_per_image_j` means in every row: spikebench.energy's op model
+
+
 @dataclass
 class ResultRow:
     """One measured configuration of one method on one dataset split.
 
-    Energies use the 45 nm op model (E_MAC = 4.6 pJ, E_AC = 0.9 pJ); an ANN row carries
-    its MACs and energy so every SNN row can be compared with it. `timesteps` is 0 for
-    non-spiking rows.
+    `energy_per_image_j` is the 45 nm op model in every row (E_MAC = 4.6 pJ,
+    E_AC = 0.9 pJ, memory ignored; `energy_model` names it); a hardware measurement goes
+    in the `hw_*` fields, never in that column. `params` / `nonzero_params` count the
+    weights and biases of the synaptic layers (`spikebench.energy.count_params`).
+    `timesteps` is 0 for non-spiking rows; `test_images` is how many test images the
+    accuracy is over. The typed fields after `seed` are what other stages depend on:
+    `headline` (shown in the leaderboard's main table), `mappable` and `model_path`
+    (a model the hardware stages can load).
     """
 
     method: str
@@ -49,6 +57,15 @@ class ResultRow:
     nonzero_params: int
     weight_bits: int
     seed: int
+    test_images: int
+    headline: bool = True
+    mappable: bool = False
+    model_path: str = ""
+    energy_model: str = ENERGY_MODEL
+    hw_energy_per_image_j: float | None = None  # measured on our accelerator (see hw_node)
+    hw_node: str = ""                            # process node of the hw_* figures, e.g. "180 nm (OSU 0.18 um)"
+    hw_cycles_per_image: float | None = None
+    hw_clock_mhz: float | None = None            # the nominal clock hw_* latencies are given at (hardware.clock_mhz)
     git_commit: str = ""
     mlflow_run_id: str = ""
     mlflow_experiment_id: str = ""
@@ -62,10 +79,54 @@ class ResultRow:
             raise SpikebenchError(f"result row: unknown library {self.library!r}; one of {', '.join(LIBRARIES)}")
         if not 0.0 <= self.accuracy <= 1.0:
             raise SpikebenchError(f"result row: accuracy {self.accuracy} outside [0, 1]")
+        if self.test_images < 1:
+            raise SpikebenchError(f"result row: test_images must be >= 1, got {self.test_images}")
+        if self.mappable and not self.model_path:
+            raise SpikebenchError("result row: a mappable row needs its model_path")
         if not self.git_commit:
             self.git_commit = git_commit()
         if not self.library_versions:
             self.library_versions = library_versions()
+
+
+@dataclass(frozen=True)
+class RowContext:
+    """What every row of one stage run shares: the split, the seed and the MLflow run.
+
+    `row(...)` fills these in, so a stage writes only what it measured.
+    """
+
+    dataset: str
+    split_hash: str
+    seed: int
+    mlflow_run_id: str = ""
+    mlflow_experiment_id: str = ""
+
+    @classmethod
+    def of(cls, data: Any, seed: int, run: Any = None) -> RowContext:
+        """From a `SplitData` (or anything with dataset/split_hash) and a `StageRun` (or None)."""
+        return cls(data.dataset, data.split_hash, seed, getattr(run, "run_id", ""), getattr(run, "experiment_id", ""))
+
+    def row(self, method: str, library: str, arch: str, *, timesteps: int, accuracy: float, test_images: int,
+            ann_accuracy: float | None, ops: Any = None, params: tuple[int, int], weight_bits: int, **fields: Any) -> ResultRow:
+        """One row; `ops` is a `SpikingMetrics`-like object (spikes, synops, macs, energy_j) or None for MAC-only rows.
+
+        `fields` are the remaining typed fields (headline, mappable, model_path, macs_per_image for
+        ANN rows, extra, ...).
+        """
+        if ops is not None:
+            fields = {"spikes_per_image": ops.spikes, "synops_per_image": ops.synops, "macs_per_image": ops.macs,
+                      "energy_per_image_j": ops.energy_j, **fields}
+        else:
+            from spikebench.energy import energy_joules
+
+            macs = float(fields.pop("macs_per_image", 0.0))
+            fields = {"spikes_per_image": 0.0, "synops_per_image": 0.0, "macs_per_image": macs,
+                      "energy_per_image_j": energy_joules(macs, 0), **fields}
+        return ResultRow(method=method, library=library, dataset=self.dataset, split_hash=self.split_hash, arch=arch,
+                         timesteps=timesteps, accuracy=accuracy, ann_accuracy=ann_accuracy, params=params[0], nonzero_params=params[1],
+                         weight_bits=weight_bits, seed=self.seed, test_images=test_images, mlflow_run_id=self.mlflow_run_id,
+                         mlflow_experiment_id=self.mlflow_experiment_id, **fields)
 
 
 @functools.cache
@@ -105,6 +166,27 @@ def read_rows(path: str | Path) -> list[ResultRow]:
         raise SpikebenchError(f"{path}: results file missing; run its stage (dvc repro)") from None
     except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise SpikebenchError(f"{path}: not a results file with the row schema ({err}); re-run its stage") from None
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The unpruned baseline ANN's row: what every SNN row is compared with."""
+
+    accuracy: float
+    energy_j: float
+    params: int
+    arch: str
+
+
+def load_reference(path: str | Path, dataset: str, split_hash: str) -> Reference:
+    """The ANN row of `path` (results/baseline.json) for this dataset, checked against the split."""
+    from spikebench.data import check_split_hash
+
+    rows = [r for r in read_rows(path) if r.method == "ann" and r.dataset == dataset]
+    if not rows:
+        raise SpikebenchError(f"{path}: no ANN row for {dataset}; run the baseline stage (dvc repro baseline)")
+    check_split_hash(split_hash, rows[0].split_hash, str(path))
+    return Reference(rows[0].accuracy, rows[0].energy_per_image_j, rows[0].params, rows[0].arch)
 
 
 def rows_frame(paths: list[str | Path]) -> pd.DataFrame:

@@ -43,13 +43,13 @@ RESULTS_PATH = "results/parity.json"
 
 @dataclass(frozen=True)
 class ParityParams:
-    libraries: list[str] = constraint(list(LIBRARIES), nonempty=True, choices=LIBRARIES)
-    timesteps: int = constraint(32, min=1)
-    images: int = constraint(0, min=0)  # fixed test subset; 0 = the whole split
-    hard_reset_images: int = constraint(1000, min=1)  # norse (hard-reset IF only): fixed subset of those images
-    batch_size: int = constraint(125, min=1)
-    brian2_images: int = constraint(100, min=1)
-    brian2_timesteps: int = constraint(32, min=1)
+    libraries: list[str] = constraint(nonempty=True, choices=LIBRARIES)
+    timesteps: int = constraint(min=1)
+    images: int = constraint(min=0)  # fixed test subset; 0 = the whole split
+    hard_reset_images: int = constraint(min=1)  # norse (hard-reset IF only): fixed subset of those images
+    batch_size: int = constraint(min=1)
+    brian2_images: int = constraint(min=1)
+    brian2_timesteps: int = constraint(min=1)
 
 
 @dataclass
