@@ -10,11 +10,15 @@ every model maps to a spiking network layer by layer.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 
 from torch import nn
 
+from spikebench import paths
+from spikebench.data import SplitData, check_split_hash
 from spikebench.errors import ParamsError
+from spikebench.io import load_checkpoint
 
 ARCHS = ("cnn", "mlp", "vgg11", "vgg16")
 VGG_CONFIGS = {
@@ -107,3 +111,12 @@ def build_model(config: ArchConfig) -> nn.Sequential:
     else:
         raise ParamsError(f"params.yaml: baseline.arch must be one of {', '.join(ARCHS)}, got {config.arch!r}")
     return nn.Sequential(*layers)
+
+
+def load_ann(data: SplitData, path: str | os.PathLike = paths.ANN_MODEL) -> tuple[nn.Sequential, dict]:
+    """The baseline ANN checkpoint at `path` in eval mode, with its meta; refused if made from another split."""
+    state, meta = load_checkpoint(path)
+    check_split_hash(data.split_hash, meta.get("split_hash", ""), str(path))
+    model = build_model(ArchConfig.from_meta(meta))
+    model.load_state_dict(state)
+    return model.eval(), meta

@@ -43,34 +43,39 @@ LAYER_TYPES = ("conv", "linear", "avgpool", "flatten")
 
 # --- surrogate gradients ----------------------------------------------------------
 
-class FastSigmoidSpike(torch.autograd.Function):
-    """Heaviside forward (x >= 0); derivative 1 / (1 + alpha |x|)^2 (SuperSpike, Zenke 2018)."""
+class HeavisideSpike(torch.autograd.Function):
+    """Heaviside forward (x >= 0); the backward pass is the subclass's surrogate gradient."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, alpha: float) -> torch.Tensor:
+    def surrogate_grad(grad: torch.Tensor, x: torch.Tensor, alpha: float) -> torch.Tensor:
+        raise NotImplementedError
+
+    @classmethod
+    def forward(cls, ctx: Any, x: torch.Tensor, alpha: float) -> torch.Tensor:
         ctx.save_for_backward(x)
         ctx.alpha = alpha
         return (x >= 0).to(x.dtype)
 
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+    @classmethod
+    def backward(cls, ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         (x,) = ctx.saved_tensors
-        return grad / (1.0 + ctx.alpha * x.abs()) ** 2, None
+        return cls.surrogate_grad(grad, x, ctx.alpha), None
 
 
-class ATanSpike(torch.autograd.Function):
-    """Heaviside forward (x >= 0); derivative (alpha/2) / (1 + (pi/2 alpha x)^2) (Fang 2021)."""
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, alpha: float) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        ctx.alpha = alpha
-        return (x >= 0).to(x.dtype)
+class FastSigmoidSpike(HeavisideSpike):
+    """Derivative 1 / (1 + alpha |x|)^2 (SuperSpike, Zenke 2018)."""
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        (x,) = ctx.saved_tensors
-        return grad * (ctx.alpha / 2) / (1.0 + (math.pi / 2 * ctx.alpha * x) ** 2), None
+    def surrogate_grad(grad: torch.Tensor, x: torch.Tensor, alpha: float) -> torch.Tensor:
+        return grad / (1.0 + alpha * x.abs()) ** 2
+
+
+class ATanSpike(HeavisideSpike):
+    """Derivative (alpha/2) / (1 + (pi/2 alpha x)^2) (Fang 2021)."""
+
+    @staticmethod
+    def surrogate_grad(grad: torch.Tensor, x: torch.Tensor, alpha: float) -> torch.Tensor:
+        return grad * (alpha / 2) / (1.0 + (math.pi / 2 * alpha * x) ** 2)
 
 
 _SURROGATE_FUNCTIONS = {"fast_sigmoid": FastSigmoidSpike, "atan": ATanSpike}

@@ -1,35 +1,55 @@
-"""params.yaml validation: one-line errors naming the key, profile overrides."""
+"""params.yaml validation: one-line errors naming the key, profile overrides, and params.yaml as the one source."""
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+import importlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import yaml
 
-from baselines.train import BaselineParams
-from leaderboard.build import LeaderboardParams
 from spikebench.errors import ParamsError
-from spikebench.params import constraint, load_section, read_params_file
-from spikebench.prepare import DataParams
+from spikebench.params import PROFILES, constraint, load_section, read_params_file
+
+ROOT = Path(__file__).resolve().parents[2]
+TOP_LEVEL = ("profile", "seed", "device")
+COMMON = {"profile": "default", "seed": 0, "device": "auto"}
 
 
 @dataclass(frozen=True)
 class Example:
-    epochs: int = constraint(3, min=1)
-    lr: float = constraint(0.1, min_exclusive=0.0)
-    mode: str = constraint("a", choices=("a", "b"))
-    schedule: list[int] = constraint([4, 2], nonempty=True, min=1)
-    path: str | None = constraint(None)
+    epochs: int = constraint(min=1)
+    lr: float = constraint(min_exclusive=0.0)
+    mode: str = constraint(choices=("a", "b"))
+    schedule: list[int] = constraint(nonempty=True, min=1)
+    path: str | None = constraint()
+
+
+VALID = {"epochs": 3, "lr": 0.1, "mode": "a", "schedule": [4, 2], "path": None}
 
 
 def section(body: dict, profile: str = "default") -> Example:
-    return load_section(Example, "example", raw={"profile": profile, "example": body})[1]
+    return load_section(Example, "example", raw={**COMMON, "profile": profile, "example": {**VALID, **body}})[1]
 
 
-def test_defaults_and_int_accepted_for_float():
+def test_int_accepted_for_float():
     params = section({"lr": 1})
     assert params == Example(3, 1.0, "a", [4, 2], None) and isinstance(params.lr, float)
+
+
+def test_fields_have_no_second_default():
+    with pytest.raises(TypeError):
+        Example()  # every value comes from params.yaml
+
+
+@pytest.mark.parametrize("key", list(VALID))
+def test_a_missing_key_is_one_line_naming_it(key):
+    body = {k: v for k, v in VALID.items() if k != key}
+    with pytest.raises(ParamsError, match=f"^params.yaml: missing key example.{key};[^\\n]*$"):
+        load_section(Example, "example", raw={**COMMON, "example": body})
 
 
 def test_smoke_profile_overrides_only_its_keys():
@@ -67,10 +87,12 @@ def test_unknown_override_key_in_active_profile_is_refused():
 
 
 def test_top_level_keys_are_validated():
-    with pytest.raises(ParamsError, match="params.profile must be one of default, smoke"):
-        load_section(Example, "example", raw={"profile": "fast"})
-    with pytest.raises(ParamsError, match="params.device must be one of auto, cpu, cuda"):
-        load_section(Example, "example", raw={"device": "tpu"})
+    with pytest.raises(ParamsError, match="top level.profile must be one of default, smoke"):
+        load_section(Example, "example", raw={**COMMON, "profile": "fast"})
+    with pytest.raises(ParamsError, match="top level.device must be one of auto, cpu, cuda"):
+        load_section(Example, "example", raw={**COMMON, "device": "tpu"})
+    with pytest.raises(ParamsError, match="missing key top level.seed"):
+        load_section(Example, "example", raw={"profile": "default", "device": "auto", "example": VALID})
 
 
 def test_invalid_yaml_names_the_file_and_line(tmp_path):
@@ -80,15 +102,52 @@ def test_invalid_yaml_names_the_file_and_line(tmp_path):
         read_params_file(path)
 
 
-@pytest.mark.parametrize("profile", ["default", "smoke"])
-@pytest.mark.parametrize(("cls", "name"), [(DataParams, "data"), (BaselineParams, "baseline"), (LeaderboardParams, "leaderboard")])
-def test_repository_params_file_is_valid_for_both_profiles(profile, cls, name):
-    raw = yaml.safe_load(open("params.yaml"))
-    raw["profile"] = profile
-    load_section(cls, name, raw=raw)
+def section_classes() -> dict[str, type]:
+    """params.yaml section -> the dataclass its stage parses it with, found in the stage modules' `load_section` calls."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    found: dict[str, type] = {}
+    for stage in stages.values():
+        words = stage["cmd"].split()
+        module = importlib.import_module(words[words.index("-m") + 1])
+        for node in ast.walk(ast.parse(Path(module.__file__).read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "load_section" and len(node.args) >= 2:
+                cls = getattr(module, node.args[0].id)
+                found[node.args[1].value] = cls
+                for field in dataclasses.fields(cls):  # nested sections (e.g. the hardware config inside a stage)
+                    if dataclasses.is_dataclass(field.type):
+                        found[field.name] = field.type
+    return found
+
+
+SECTIONS = section_classes()
+
+
+def test_every_params_section_has_one_stage_dataclass():
+    raw = read_params_file(ROOT / "params.yaml")
+    assert set(raw) - set(TOP_LEVEL) == set(SECTIONS)
+
+
+@pytest.mark.parametrize("name", sorted(SECTIONS))
+def test_params_yaml_and_dataclass_agree_both_ways(name):
+    raw = read_params_file(ROOT / "params.yaml")
+    fields = {f.name for f in dataclasses.fields(SECTIONS[name])}
+    body = {k: v for k, v in raw[name].items() if k not in PROFILES}
+    assert set(body) == fields, f"params.yaml {name}: only in yaml {set(body) - fields}, only in the dataclass {fields - set(body)}"
+    for profile in PROFILES:
+        assert set(raw[name].get(profile, {})) <= fields
+        load_section(SECTIONS[name], name, raw={**raw, "profile": profile})
+
+
+def test_deleting_a_key_from_params_yaml_stops_with_one_line_naming_it():
+    raw = read_params_file(ROOT / "params.yaml")
+    for name, cls in SECTIONS.items():
+        key = next(iter(k for k in raw[name] if k not in PROFILES))
+        broken = {**raw, name: {k: v for k, v in raw[name].items() if k != key}}
+        with pytest.raises(ParamsError, match=f"^params.yaml: missing key {name}.{key};"):
+            load_section(cls, name, raw=broken)
 
 
 def test_smoke_profile_selects_digits():
-    raw = yaml.safe_load(open("params.yaml"))
-    assert load_section(DataParams, "data", raw={**raw, "profile": "smoke"})[1].dataset == "digits"
-    assert load_section(DataParams, "data", raw={**raw, "profile": "default"})[1].dataset == "fashion_mnist"
+    raw = read_params_file(ROOT / "params.yaml")
+    assert load_section(SECTIONS["data"], "data", raw={**raw, "profile": "smoke"})[1].dataset == "digits"
+    assert load_section(SECTIONS["data"], "data", raw={**raw, "profile": "default"})[1].dataset == "fashion_mnist"

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+import subprocess
+from types import SimpleNamespace
 
 import pytest
 
 from spikebench.errors import SpikebenchError
-from spikebench.results import ResultRow, read_rows, rows_frame, write_rows
+from spikebench.results import ENERGY_MODEL, ResultRow, RowContext, git_commit, read_rows, rows_frame, write_rows
 
 
 def make_row(**overrides) -> ResultRow:
     fields = dict(
         method="conversion", library="spikebench", dataset="digits", split_hash="abc", arch="cnn", timesteps=8,
         accuracy=0.9, ann_accuracy=0.95, spikes_per_image=100.0, synops_per_image=1e4, macs_per_image=1e3,
-        energy_per_image_j=1e-8, params=1000, nonzero_params=900, weight_bits=32, seed=0,
+        energy_per_image_j=1e-8, params=1000, nonzero_params=900, weight_bits=32, seed=0, test_images=500,
     )
     fields.update(overrides)
     return ResultRow(**fields)
@@ -22,14 +24,36 @@ def make_row(**overrides) -> ResultRow:
 
 def test_row_records_provenance_automatically():
     row = make_row()
-    assert len(row.git_commit.split("+")[0]) in (40, 7) or row.git_commit == "unknown"
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    assert row.git_commit.split("+")[0] == head  # the tests run inside the repository: never "unknown"
+    assert row.git_commit in (head, head + "+dirty")
     assert "torch" in row.library_versions and "numpy" in row.library_versions
+
+
+def test_git_commit_outside_a_repository_is_unknown(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert git_commit.__wrapped__() == "unknown"
+
+
+def test_row_context_fills_the_shared_fields_and_the_op_model_energy():
+    context = RowContext.of(SimpleNamespace(dataset="digits", split_hash="abc"), seed=3, run=SimpleNamespace(run_id="r1", experiment_id="7"))
+    ops = SimpleNamespace(spikes=10.0, synops=200.0, macs=50.0, energy_j=4.6e-12 * 50 + 0.9e-12 * 200)
+    snn = context.row("conversion", "spikebench", "cnn", timesteps=8, accuracy=0.9, test_images=100, ann_accuracy=0.95, ops=ops,
+                      params=(1000, 900), weight_bits=32, headline=False)
+    ann = context.row("ann", "torch", "cnn", timesteps=0, accuracy=0.95, test_images=100, ann_accuracy=0.95, macs_per_image=1e6,
+                      params=(1000, 1000), weight_bits=32)
+    assert (snn.dataset, snn.split_hash, snn.seed, snn.mlflow_run_id, snn.mlflow_experiment_id) == ("digits", "abc", 3, "r1", "7")
+    assert snn.synops_per_image == 200.0 and snn.nonzero_params == 900 and snn.headline is False
+    assert ann.energy_per_image_j == pytest.approx(4.6e-6) and ann.synops_per_image == 0.0
+    assert snn.energy_model == ann.energy_model == ENERGY_MODEL
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [
     ("method", "magic", "unknown method 'magic'"),
     ("library", "tensorflow", "unknown library 'tensorflow'"),
     ("accuracy", 91.5, "accuracy 91.5 outside"),
+    ("test_images", 0, "test_images must be >= 1"),
+    ("mappable", True, "mappable row needs its model_path"),
 ])
 def test_invalid_rows_are_refused(field, value, message):
     with pytest.raises(SpikebenchError, match=message):

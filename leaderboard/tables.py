@@ -1,34 +1,14 @@
-"""Stage `leaderboard`: results/*.json -> leaderboard/LEADERBOARD.md and plots.
+"""The leaderboard's markdown: one table per dataset, the RMP latency table, the hardware table, prior art.
 
-One table per dataset, sorted by accuracy, with the difference to the ANN of the same
-dataset and a link to each row's MLflow run. Rows whose `extra.leaderboard` is false
-(sweep points) stay out of the table but appear in the plots.
+Rows whose `headline` is false (sweep points, subsets, hardware figures) stay out of the
+dataset tables but appear in the plots.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import pandas as pd
-import yaml
 
-from spikebench.errors import cli_main
-from spikebench.io import atomic_write_text
-from spikebench.params import constraint, load_section
-from spikebench.plots import plt, save
-from spikebench.results import METHODS, rows_frame
-from spikebench.tracking import stage_run
-
-OUT_MD = Path("leaderboard/LEADERBOARD.md")
-PLOT_DIR = Path("leaderboard/plots")
-PRIOR_ART = Path("leaderboard/prior_art.yaml")
 MLFLOW_UI = "http://127.0.0.1:5000"
-
-
-@dataclass(frozen=True)
-class LeaderboardParams:
-    results: list[str] = constraint(nonempty=True)
 
 
 def config_label(row: pd.Series) -> str:
@@ -39,10 +19,8 @@ def config_label(row: pd.Series) -> str:
 
 
 def test_images(row: pd.Series) -> str:
-    """How many test images the accuracy was measured on ('all' = the whole test split)."""
-    extra = row["extra"] or {}
-    count = extra.get("test_images") or extra.get("images")
-    return f"{int(count):,}" if count else "all"
+    """How many test images the accuracy was measured on."""
+    return f"{int(row['test_images']):,}"
 
 
 def _fmt(value: float, digits: int = 0) -> str:
@@ -54,7 +32,7 @@ def dataset_table(frame: pd.DataFrame) -> str:
     ann = frame[frame.method == "ann"]
     ann_accuracy = float(ann.accuracy.max()) if len(ann) else float("nan")
     ann_params = int(ann.params.iloc[0]) if len(ann) else 0
-    shown = frame[[bool((e or {}).get("leaderboard", True)) for e in frame.extra]]
+    shown = frame[frame.headline.astype(bool)]
     shown = shown.sort_values(["accuracy", "energy_per_image_j"], ascending=[False, True])
     header = ("| method | library | arch | config | T | accuracy | test images | Δ vs ANN (pp) | spikes/img | SOPs/img | MACs/img "
               "| energy/img (µJ, 45 nm) | compression | run |")
@@ -88,7 +66,8 @@ def hardware_table(frame: pd.DataFrame, prior: dict) -> str:
         "Our rows: `energy/inference` is measured on the OSU 0.18 µm netlist (Icarus activity → Liberty tables, "
         "logic + memory accesses) at 180 nm / 1.8 V; the 45 nm figure is scaled by E ∝ C·V² "
         "(×1/16, 180 nm/1.8 V → 45 nm/0.9 V) so it can sit beside the 45 nm op model and the prior art. "
-        "The results row's `energy_per_image_j` is the 180 nm figure. Energy/SOP definitions differ between chips.", "",
+        "The measured 180 nm figure is the row's `hw_energy_per_image_j`; its `energy_per_image_j`, as in every row, is the 45 nm op model. "
+        "Energy/SOP definitions differ between chips.", "",
         "| design | node | accuracy (dataset) | energy/inference | energy/SOP | throughput | power | area (logic) | source |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -98,12 +77,12 @@ def hardware_table(frame: pd.DataFrame, prior: dict) -> str:
                   if e.get("activity_scaled") else "")
         lines.append(
             f"| spikebench core, {row.arch}, T={row.timesteps} (measured{scaled}) | {e.get('node', '–')}, {e.get('voltage_v', '–')} V, "
-            f"{e.get('clock_mhz', 0):g} MHz | {row.accuracy * 100:.2f}% ({row.dataset}) "
-            f"| {_energy(row.energy_per_image_j)} (logic {_energy(e.get('energy_per_image_j_logic', 0))}, memory "
+            f"{row.hw_clock_mhz:g} MHz | {row.accuracy * 100:.2f}% ({row.dataset}) "
+            f"| {_energy(row.hw_energy_per_image_j)} (logic {_energy(e.get('energy_per_image_j_logic', 0))}, memory "
             f"{_energy(e.get('energy_per_image_j_memory', 0))}); 45 nm-scaled {_energy(e.get('energy_per_image_j_45nm', 0))} "
             f"| {e.get('energy_per_sop_j', 0) * 1e12:.1f} pJ (45 nm-scaled {e.get('energy_per_sop_j_45nm', 0) * 1e12:.2f} pJ) "
             f"| {e.get('images_per_s', 0):,.1f} inferences/s | {e.get('power_mw', {}).get('total', 0):.2f} mW "
-            f"| {e.get('area_mm2', 0):.2f} mm² | this repository (hardware/power_stage.py) |")
+            f"| {e.get('area_mm2', 0):.2f} mm² | this repository (hardware/power.py) |")
     lines += [
         f"| {h['chip']} (published) | {h['node']} | {h['accuracy'] or '–'} | {h['energy_per_inference'] or '–'} | {h['energy_per_sop']} "
         f"| {h.get('throughput') or '–'} | – | – | {h['source']} |"
@@ -142,7 +121,7 @@ def render_markdown(frame: pd.DataFrame, prior: dict) -> str:
     parts = [
         "# spikebench leaderboard",
         "",
-        "Generated by `dvc repro` (stage `leaderboard`) from `results/*.json`; do not edit by hand.",
+        "Generated by `dvc repro` (stage `publish`) from `results/*.json`; do not edit by hand.",
         "Energy uses the 45 nm op model (E_MAC 4.6 pJ, E_AC 0.9 pJ; memory access not included).",
         "Δ vs ANN is in percentage points against the ANN baseline of the same dataset and split;",
         "compression is the ANN's parameter count over the row's non-zero parameters. `test images` is the",
@@ -161,84 +140,3 @@ def render_markdown(frame: pd.DataFrame, prior: dict) -> str:
     return "\n".join(parts)
 
 
-def _series_label(row: pd.Series) -> str:
-    label = f"{row.method}/{row.library}"
-    config = config_label(row)
-    return f"{label} ({config})" if config else label
-
-
-def plot_accuracy_vs_timesteps(frame: pd.DataFrame, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    spiking = frame[frame.timesteps > 0]
-    labels = pd.Series([_series_label(r) for _, r in spiking.iterrows()], index=spiking.index, dtype=str)
-    for label, group in spiking.groupby(labels, sort=True):
-        group = group.sort_values("timesteps")
-        ax.plot(group.timesteps, group.accuracy * 100, marker="o", markersize=3, label=label)
-    for _, row in frame[frame.method == "ann"].iterrows():
-        ax.axhline(row.accuracy * 100, color="black", linestyle="--", linewidth=1, label=f"ANN {row.dataset}")
-    ax.set(xscale="log", xlabel="timesteps T", ylabel="test accuracy (%)", title="Accuracy vs timesteps")
-    if len(spiking):
-        ax.set_xscale("log", base=2)
-    ax.legend(fontsize=6, loc="lower right")
-    ax.grid(alpha=0.3)
-    save(fig, path)
-
-
-def pareto_front(points: pd.DataFrame) -> pd.DataFrame:
-    """Rows not beaten by another row with both lower energy and higher accuracy."""
-    ordered = points.sort_values(["energy_per_image_j", "accuracy"], ascending=[True, False])
-    best, keep = -1.0, []
-    for index, row in ordered.iterrows():
-        if row.accuracy > best:
-            keep.append(index)
-            best = row.accuracy
-    return ordered.loc[keep]
-
-
-def plot_accuracy_vs_energy(frame: pd.DataFrame, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    points = frame[frame.energy_per_image_j > 0]
-    gate = points[points.library == "gate"]  # measured at 180 nm: drawn apart, at its 45 nm-scaled energy
-    points = points[points.library != "gate"]
-    for method in [m for m in METHODS if m in set(points.method)]:
-        group = points[points.method == method]
-        ax.scatter(group.energy_per_image_j * 1e6, group.accuracy * 100, s=14, label=method)
-    if len(points):
-        front = pareto_front(points)
-        ax.plot(front.energy_per_image_j * 1e6, front.accuracy * 100, color="grey", linewidth=1, label="Pareto front")
-    for i, (_, row) in enumerate(gate.iterrows()):
-        scaled = (row.extra or {}).get("energy_per_image_j_45nm", float("nan")) * 1e6
-        ax.plot([row.energy_per_image_j * 1e6, scaled], [row.accuracy * 100] * 2, color="black", linestyle=":", linewidth=1)
-        ax.scatter([row.energy_per_image_j * 1e6], [row.accuracy * 100], marker="*", s=60, facecolors="none", edgecolors="black",
-                   label=None if i else "hardware, gate level (180 nm measured)")
-        ax.scatter([scaled], [row.accuracy * 100], marker="*", s=80, color="black", label=None if i else "hardware, gate level (scaled to 45 nm)")
-    ax.set(xscale="log", xlabel="energy per image (µJ, 45 nm op model)", ylabel="test accuracy (%)", title="Accuracy vs energy")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    save(fig, path)
-
-
-def build(result_paths: list[str], out_md: Path = OUT_MD, plot_dir: Path = PLOT_DIR) -> pd.DataFrame:
-    frame = rows_frame(result_paths)
-    prior = yaml.safe_load(PRIOR_ART.read_text()) if PRIOR_ART.exists() else {}
-    plot_accuracy_vs_timesteps(frame, plot_dir / "accuracy_vs_T.png")
-    plot_accuracy_vs_energy(frame, plot_dir / "accuracy_vs_energy.png")
-    atomic_write_text(out_md, render_markdown(frame, prior))
-    return frame
-
-
-@cli_main
-def main() -> None:
-    _, params = load_section(LeaderboardParams, "leaderboard")
-    frame = rows_frame(params.results)
-    datasets, splits = ",".join(sorted(set(frame.dataset))), ",".join(sorted(set(frame.split_hash)))
-    with stage_run("leaderboard", method="all", library="all", dataset=datasets, split_hash=splits, params=params) as run:
-        frame = build(params.results)
-        run.log_metrics({"rows": len(frame)})
-        for path in [OUT_MD, *sorted(PLOT_DIR.glob("*.png"))]:
-            run.log_artifact(path, "leaderboard")
-    print(f"leaderboard: {len(frame)} rows from {len(params.results)} results files -> {OUT_MD}")
-
-
-if __name__ == "__main__":
-    main()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from leaderboard.build import build, pareto_front, rmp_latency_table
+from leaderboard.figures import pareto_front
+from leaderboard.publish import build
+from leaderboard.tables import rmp_latency_table
 from spikebench.results import ResultRow, rows_frame, write_rows
 
 
@@ -14,7 +16,7 @@ def row(method: str, accuracy: float, energy: float, **kw) -> ResultRow:
         split_hash="s1", arch="cnn", timesteps=kw.pop("timesteps", 0 if method == "ann" else 8), accuracy=accuracy,
         ann_accuracy=0.95, spikes_per_image=10.0, synops_per_image=100.0, macs_per_image=1000.0,
         energy_per_image_j=energy, params=1000, nonzero_params=kw.pop("nonzero", 1000), weight_bits=32, seed=0,
-        mlflow_run_id=kw.pop("run", ""), mlflow_experiment_id="1",
+        test_images=kw.pop("test_images", 500), mlflow_run_id=kw.pop("run", ""), mlflow_experiment_id="1",
     )
     base.update(kw)
     return ResultRow(**base)
@@ -25,11 +27,11 @@ def test_tables_per_dataset_sorted_with_delta_links_and_plots(tmp_path):
         row("ann", 0.95, 4e-6, run="abcdef1234567890"),
         row("conversion", 0.90, 1e-6, timesteps=4, extra={"reset": "zero"}),
         row("conversion", 0.94, 2e-6, timesteps=32, nonzero=250, extra={"reset": "subtract"}),
-        row("conversion", 0.10, 1e-9, timesteps=1, extra={"leaderboard": False}),
+        row("conversion", 0.10, 1e-9, timesteps=1, headline=False),
         row("ann", 0.80, 5e-6, dataset="mnist_like"),
     ])
     md_path, plots = tmp_path / "LEADERBOARD.md", tmp_path / "plots"
-    build([str(tmp_path / "a.json")], md_path, plots)
+    build([str(tmp_path / "a.json")], md_path, plots, tmp_path / "no_prior_art.yaml")
     text = md_path.read_text()
     digits_table = text.split("## digits")[1].split("## mnist_like")[0]
     lines = [line for line in digits_table.splitlines() if line.startswith("| ann") or line.startswith("| conversion")]
@@ -39,6 +41,7 @@ def test_tables_per_dataset_sorted_with_delta_links_and_plots(tmp_path):
     assert "10.00%" not in digits_table  # sweep row kept out of the table
     assert "http://127.0.0.1:5000/#/experiments/1/runs/abcdef1234567890" in lines[0]
     assert "## mnist_like" in text and "(published)" in text
+    assert "| 500 |" in lines[0]  # the number of test images each accuracy is over
     assert (plots / "accuracy_vs_T.png").stat().st_size > 1000 and (plots / "accuracy_vs_energy.png").stat().st_size > 1000
 
 

@@ -1,0 +1,27 @@
+"""spikebench.paths and dvc.yaml name the same artefacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from spikebench import paths
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _names(entries: list) -> set[str]:
+    return {next(iter(e)) if isinstance(e, dict) else e for e in entries}
+
+
+def test_every_dvc_output_is_a_path_of_the_paths_module():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    declared = set()
+    for stage in stages.values():
+        declared |= _names(stage.get("outs", [])) | _names(stage.get("metrics", [])) | _names(stage.get("plots", []))
+    known = {str(v) for k, v in vars(paths).items() if k.isupper() and isinstance(v, Path)}
+    assert declared - known == set(), "add these dvc.yaml outputs to spikebench/paths.py"
+    artefacts = {v for v in known if not v.endswith(".yaml")}
+    deps = set().union(*(_names(s.get("deps", [])) for s in stages.values()))
+    assert artefacts - declared - deps == set(), "paths.py names artefacts no stage writes or reads"
