@@ -120,3 +120,4 @@ def load_ann(data: SplitData, path: str | os.PathLike = paths.ANN_MODEL) -> tupl
     model = build_model(ArchConfig.from_meta(meta))
     model.load_state_dict(state)
     return model.eval(), meta
+

@@ -45,7 +45,7 @@ def benchmark(batch: int, repeats: int, timesteps: list[int]) -> dict:
     net, meta = load_snn(MODEL_PATH)
     data = load_prepared()
     x = data.test[0][:batch]
-    from methods.conversion import load_ann
+    from baselines.models import load_ann
 
     ann, _ = load_ann(data)
     implementations = {"engine": lambda t: (lambda inputs: net(inputs, t))}

@@ -15,12 +15,13 @@ import time
 
 import torch
 
-from baselines.training import seed_everything
-from methods.stdp import StdpParams, fit_svm, grey_images, svm_accuracy
+from methods.stdp import StdpParams
 from spikebench.data import load_prepared
 from spikebench.io import atomic_write_json
 from spikebench.params import load_section
-from spikebench.stdp import LearningRate, STDPNetwork, extract_features, train_layer
+from spikebench.stdp_learning import LearningRate, STDPNetwork, extract_features, train_layer
+from spikebench.stdp_readout import fit_svm, require_grey_images, svm_accuracy
+from spikebench.training import seed_everything
 
 OUTPUT = "benchmarks/stdp_svm_c.json"
 
@@ -31,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     common, params = load_section(StdpParams, "stdp")
     data = load_prepared()
-    grey_images(data)
+    require_grey_images(data)
     seed_everything(common.seed)
     network = STDPNetwork(params.input_spec(), params.layer_specs(), seed=common.seed)
     rate = LearningRate(params.a_plus, params.a_minus, params.a_plus_max, params.double_every)

@@ -1,8 +1,10 @@
-"""Hardware parameters shared by the exporter, the golden model and the RTL build.
+"""Hardware parameters shared by the exporter, the golden model, the RTL build and the synthesis flow.
 
-One frozen dataclass is the single source of truth: `verilog_parameters()` passes the
-same values to the Verilog top level (iverilog -P), and the exporter checks a model
-against them before writing memory images.
+`HardwareConfig` (params.yaml `hardware`) is the single source of truth of the core's
+sizes: `verilog_parameters()` passes the same values to the Verilog top level (iverilog -P),
+and the exporter checks a model against them before writing memory images. `SynthParams`
+(params.yaml `synth`) holds the synthesis target clock, the one nominal clock every
+latency and power figure is given at, with the timing constraints derived from it.
 """
 
 from __future__ import annotations
@@ -56,3 +58,43 @@ class HardwareConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class SramTiming:
+    """Assumed macro timing of a 0.18 µm SRAM (no memory compiler on this machine)."""
+
+    access_ns: float            # clock to read data valid (params.yaml: synth.sram_access_ns)
+    setup_ns: float = 0.3       # address / data / enable setup before the clock
+    pin_cap_pf: float = 0.01    # input pin capacitance, about one gate input
+    output_slew_ns: float = 0.2  # read-data transition
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Timing constraints of the flow (SDC, abc, OpenSTA power) at a clock."""
+
+    clock_mhz: float
+    input_slew_ns: float
+    output_load_pf: float
+    io_delay_fraction: float = 0.2   # input/output delay as a fraction of the period
+
+    @property
+    def period_ns(self) -> float:
+        return 1e3 / self.clock_mhz
+
+
+@dataclass(frozen=True)
+class SynthParams:
+    """params.yaml `synth`: read by the synth stage and, for the one nominal clock, by rtl_sim."""
+
+    clock_mhz: float = constraint(min_exclusive=0.0)      # target clock (timing must be met; power and images/s are given at it)
+    sram_access_ns: float = constraint(min_exclusive=0.0)  # assumed memory macro clock-to-data (no SRAM compiler here)
+    input_slew_ns: float = constraint(min_exclusive=0.0)   # transition on the core's inputs (and the ideal clock)
+    output_load_pf: float = constraint(min=0.0)           # load on every output port
+
+    def constraints(self) -> Constraints:
+        return Constraints(clock_mhz=self.clock_mhz, input_slew_ns=self.input_slew_ns, output_load_pf=self.output_load_pf)
+
+    def sram_timing(self) -> SramTiming:
+        return SramTiming(access_ns=self.sram_access_ns)

@@ -104,8 +104,8 @@ def _quantise_weights(name: str, weight: np.ndarray, bits: int, checkpoint_scale
     return np.clip(np.rint(weight / scale), -limit, limit).astype(np.int64), scale
 
 
-def quantise(state_dict: dict, meta: dict, config: HardwareConfig, timesteps: int | None = None) -> IntNetwork:
-    """Integer network for `config` from a contract checkpoint; ModelError if unmappable."""
+def _check_meta(meta: dict, timesteps: int | None) -> tuple[str, int]:
+    """The checkpoint's reset rule and T, or a one-line error for what the core cannot run."""
     if meta.get("kind") != "snn":
         raise ModelError(f"checkpoint kind {meta.get('kind')!r} is not an SNN; select a spiking model (kind 'snn')")
     if meta.get("input", "analog") != "analog" or meta.get("output", "membrane") != "membrane":
@@ -118,99 +118,147 @@ def quantise(state_dict: dict, meta: dict, config: HardwareConfig, timesteps: in
     steps = int(timesteps if timesteps is not None else meta["timesteps"])
     if steps < 1 or steps >= 2**16:
         raise ModelError(f"checkpoint: timesteps {steps} outside 1..65535")
-    thresholds, leaks = list(meta["thresholds"]), list(meta["leaks"])
-    k_ckpt = int(meta.get("weight_bits", 32))
-    scales = meta.get("weight_scales") if k_ckpt < 32 else None
+    return reset, steps
 
+
+def _check_neuron_params(meta: dict, thresholds: list, leaks: list) -> None:
+    """One threshold and one leak per conv/linear layer."""
     n_synaptic = sum(spec.get("type") in ("conv", "linear") for spec in meta["layers"])
     if len(thresholds) != n_synaptic or len(leaks) != n_synaptic:
         raise ModelError(f"checkpoint: {len(thresholds)} thresholds and {len(leaks)} leaks for {n_synaptic} conv/linear layers; "
                          "the contract needs one of each per layer")
-    shape = tuple(int(v) for v in meta["input_shape"])
-    pending_pool, flattened, first = 1, False, True
-    layers: list[IntLayer] = []
+
+
+def _synaptic_layers(meta: dict) -> list[int]:
+    """Indices of the conv/linear layers (at least one)."""
     synaptic = [i for i, spec in enumerate(meta["layers"]) if spec["type"] in ("conv", "linear")]
     if not synaptic:
         raise ModelError("checkpoint: no conv or linear layer to map")
+    return synaptic
+
+
+def _pool_kernel(name: str, spec: dict, after_output: bool, pending_pool: int, flattened: bool, shape: tuple) -> int:
+    """The kernel of an average pool to fold into the next layer, or a one-line error."""
+    k = int(spec["kernel_size"])
+    if after_output:
+        raise _fail(name, "an average pool after the output layer cannot be mapped; remove it")
+    if pending_pool != 1:
+        raise _fail(name, "consecutive average pools are not supported; merge them into one")
+    if flattened:
+        raise _fail(name, "average pool after flatten is not supported")
+    if k < 2 or k & (k - 1) or k > 8:
+        raise _fail(name, f"pool kernel {k} unsupported; the folded pool needs a power of two up to 8")
+    if shape[1] % k or shape[2] % k:
+        raise _fail(name, f"pool kernel {k} does not divide the {shape[1]}x{shape[2]} input")
+    return k
+
+
+def _layer_tensors(name: str, index: int, spec: dict, kind: str, state_dict: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The float weight and bias of a synaptic layer, checked against its spec."""
+    weight = state_dict[f"layers.{index}.weight"].detach().cpu().double().numpy()
+    bias_f = state_dict[f"layers.{index}.bias"].detach().cpu().double().numpy() if spec.get("bias") else np.zeros(weight.shape[0])
+    if kind == "conv":
+        expected = (int(spec["out_channels"]), int(spec["in_channels"]), int(spec["kernel_size"]), int(spec["kernel_size"]))
+    else:
+        expected = (int(spec["out_features"]), int(spec["in_features"]))
+    if weight.shape != expected or bias_f.shape != expected[:1]:
+        raise _fail(name, f"weight {weight.shape} / bias {bias_f.shape} do not match the layer spec {expected}; the checkpoint is inconsistent")
+    if not np.isfinite(bias_f).all():
+        raise _fail(name, "bias contains NaN or inf; the checkpoint is corrupt: retrain or re-export it")
+    return weight, bias_f
+
+
+def _output_shape(name: str, kind: str, spec: dict, pooled: tuple[int, int, int], flattened: bool) -> tuple[tuple[int, int, int], int]:
+    """(output shape, padding) of a conv or linear layer on its pooled input, or a one-line error."""
+    c, h, w = pooled
+    if kind == "conv":
+        if flattened:
+            raise _fail(name, "convolution after flatten cannot be mapped")
+        if int(spec.get("stride", 1)) != 1:
+            raise _fail(name, f"stride {spec['stride']} unsupported; the accelerator's address generator handles stride 1")
+        kk, pad = int(spec["kernel_size"]), int(spec.get("padding", 0))
+        if int(spec["in_channels"]) != c:
+            raise _fail(name, f"expects {spec['in_channels']} input channels, the previous layer gives {c}")
+        lo, hi = -(2 ** (OFFSET_BITS - 1)), 2 ** (OFFSET_BITS - 1) - 1
+        if pad - (kk - 1) < lo or pad > hi:
+            raise _fail(name, f"kernel {kk} with padding {pad} exceeds the {OFFSET_BITS}-bit footprint offsets")
+        out = (int(spec["out_channels"]), h + 2 * pad - kk + 1, w + 2 * pad - kk + 1)
+        if out[1] < 1 or out[2] < 1:
+            raise _fail(name, f"kernel {kk} larger than its {h}x{w} input")
+        return out, pad
+    n_in = c * h * w
+    if not flattened and (h, w) != (1, 1):
+        raise _fail(name, "linear layer on a spatial input needs a flatten layer before it")
+    if int(spec["in_features"]) != n_in:
+        raise _fail(name, f"expects {spec['in_features']} inputs, the previous layer gives {n_in}")
+    return (int(spec["out_features"]), 1, 1), 0
+
+
+def _integer_threshold(name: str, threshold: float | None, unit: float, config: HardwareConfig) -> int:
+    """A spiking layer's threshold in its current unit, or a one-line error if it does not fit."""
+    if threshold is None or float(threshold) <= 0:
+        raise _fail(name, f"threshold {threshold} must be a positive number for a spiking layer")
+    value = int(round(float(threshold) / unit))
+    if not 1 <= value <= 2 ** (config.membrane_bits - 1) - 1:
+        raise _fail(name, f"integer threshold {value} does not fit {config.membrane_bits}-bit membranes; "
+                          "raise hardware.membrane_bits or lower hardware.weight_bits")
+    return value
+
+
+@dataclass
+class _Walk:
+    """Where the layer walk of `quantise` stands: the shape entering the next layer and what is folded into it."""
+
+    shape: tuple[int, int, int]
+    pending_pool: int = 1
+    flattened: bool = False
+    first: bool = True
+
+
+def _synaptic_layer(walk: _Walk, index: int, spec: dict, neuron: tuple[float | None, float], last: bool, state_dict: dict,
+                    config: HardwareConfig, scales: list | None, j: int) -> IntLayer:
+    """One conv/linear layer in integer form (the walk's pending pool folded in)."""
+    kind = spec["type"]
+    name = f"layers.{index} ({kind})"
+    threshold_f, leak = neuron[0], float(neuron[1])
+    if leak != 1.0:
+        raise _fail(name, f"leak {leak} unsupported; the accelerator implements integrate-and-fire (leak 1.0)")
+    weight, bias_f = _layer_tensors(name, index, spec, kind, state_dict)
+    scale_ckpt = float(scales[j]) if scales is not None else None
+    w_int, s_w = _quantise_weights(name, weight, config.weight_bits, scale_ckpt)
+    pool = walk.pending_pool
+    pooled = (walk.shape[0], walk.shape[1] // pool, walk.shape[2] // pool)
+    out, pad = _output_shape(name, kind, spec, pooled, walk.flattened)
+    unit = s_w * (1.0 / 255.0 if walk.first else 1.0) / (pool * pool)
+    threshold = None if last else _integer_threshold(name, threshold_f, unit, config)
+    return IntLayer(name=name, kind="conv" if kind == "conv" else "fc", weight=w_int, bias=np.rint(bias_f / unit).astype(np.int64),
+                    threshold=threshold, pool=pool, padding=pad, in_shape=walk.shape, out_shape=out, scale=unit)
+
+
+def quantise(state_dict: dict, meta: dict, config: HardwareConfig, timesteps: int | None = None) -> IntNetwork:
+    """Integer network for `config` from a contract checkpoint; ModelError if unmappable."""
+    reset, steps = _check_meta(meta, timesteps)
+    thresholds, leaks = list(meta["thresholds"]), list(meta["leaks"])
+    k_ckpt = int(meta.get("weight_bits", 32))
+    scales = meta.get("weight_scales") if k_ckpt < 32 else None
+    _check_neuron_params(meta, thresholds, leaks)
+    walk = _Walk(tuple(int(v) for v in meta["input_shape"]))
+    synaptic = _synaptic_layers(meta)
+    layers: list[IntLayer] = []
     for index, spec in enumerate(meta["layers"]):
         kind = spec.get("type")
         name = f"layers.{index} ({kind})"
         if kind not in SUPPORTED_TYPES:
             raise _fail(name, f"layer type {kind!r} is not supported by the accelerator (conv, linear, avgpool, flatten only)")
         if kind == "avgpool":
-            k = int(spec["kernel_size"])
-            if index > synaptic[-1]:
-                raise _fail(name, "an average pool after the output layer cannot be mapped; remove it")
-            if pending_pool != 1:
-                raise _fail(name, "consecutive average pools are not supported; merge them into one")
-            if flattened:
-                raise _fail(name, "average pool after flatten is not supported")
-            if k < 2 or k & (k - 1) or k > 8:
-                raise _fail(name, f"pool kernel {k} unsupported; the folded pool needs a power of two up to 8")
-            if shape[1] % k or shape[2] % k:
-                raise _fail(name, f"pool kernel {k} does not divide the {shape[1]}x{shape[2]} input")
-            pending_pool = k
-            continue
-        if kind == "flatten":
-            flattened = True
-            continue
-        j = synaptic.index(index)
-        leak = float(leaks[j])
-        if leak != 1.0:
-            raise _fail(name, f"leak {leak} unsupported; the accelerator implements integrate-and-fire (leak 1.0)")
-        weight = state_dict[f"layers.{index}.weight"].detach().cpu().double().numpy()
-        bias_f = state_dict[f"layers.{index}.bias"].detach().cpu().double().numpy() if spec.get("bias") else np.zeros(weight.shape[0])
-        if kind == "conv":
-            expected = (int(spec["out_channels"]), int(spec["in_channels"]), int(spec["kernel_size"]), int(spec["kernel_size"]))
+            walk.pending_pool = _pool_kernel(name, spec, index > synaptic[-1], walk.pending_pool, walk.flattened, walk.shape)
+        elif kind == "flatten":
+            walk.flattened = True
         else:
-            expected = (int(spec["out_features"]), int(spec["in_features"]))
-        if weight.shape != expected or bias_f.shape != expected[:1]:
-            raise _fail(name, f"weight {weight.shape} / bias {bias_f.shape} do not match the layer spec {expected}; the checkpoint is inconsistent")
-        if not np.isfinite(bias_f).all():
-            raise _fail(name, "bias contains NaN or inf; the checkpoint is corrupt: retrain or re-export it")
-        scale_ckpt = float(scales[j]) if scales is not None else None
-        w_int, s_w = _quantise_weights(name, weight, config.weight_bits, scale_ckpt)
-        in_shape = shape
-        c, h, w = in_shape[0], in_shape[1] // pending_pool, in_shape[2] // pending_pool
-        if kind == "conv":
-            if flattened:
-                raise _fail(name, "convolution after flatten cannot be mapped")
-            if int(spec.get("stride", 1)) != 1:
-                raise _fail(name, f"stride {spec['stride']} unsupported; the accelerator's address generator handles stride 1")
-            kk, pad = int(spec["kernel_size"]), int(spec.get("padding", 0))
-            if int(spec["in_channels"]) != c:
-                raise _fail(name, f"expects {spec['in_channels']} input channels, the previous layer gives {c}")
-            lo, hi = -(2 ** (OFFSET_BITS - 1)), 2 ** (OFFSET_BITS - 1) - 1
-            if pad - (kk - 1) < lo or pad > hi:
-                raise _fail(name, f"kernel {kk} with padding {pad} exceeds the {OFFSET_BITS}-bit footprint offsets")
-            out = (int(spec["out_channels"]), h + 2 * pad - kk + 1, w + 2 * pad - kk + 1)
-            if out[1] < 1 or out[2] < 1:
-                raise _fail(name, f"kernel {kk} larger than its {h}x{w} input")
-        else:
-            n_in = c * h * w
-            if not flattened and (h, w) != (1, 1):
-                raise _fail(name, "linear layer on a spatial input needs a flatten layer before it")
-            if int(spec["in_features"]) != n_in:
-                raise _fail(name, f"expects {spec['in_features']} inputs, the previous layer gives {n_in}")
-            out = (int(spec["out_features"]), 1, 1)
-            pad = 0
-        input_unit = 1.0 / 255.0 if first else 1.0
-        unit = s_w * input_unit / (pending_pool * pending_pool)
-        is_last = index == synaptic[-1]
-        threshold = None
-        if not is_last:
-            if thresholds[j] is None or float(thresholds[j]) <= 0:
-                raise _fail(name, f"threshold {thresholds[j]} must be a positive number for a spiking layer")
-            threshold = int(round(float(thresholds[j]) / unit))
-            if not 1 <= threshold <= 2 ** (config.membrane_bits - 1) - 1:
-                raise _fail(name, f"integer threshold {threshold} does not fit {config.membrane_bits}-bit membranes; "
-                                  "raise hardware.membrane_bits or lower hardware.weight_bits")
-        layers.append(IntLayer(
-            name=name, kind="conv" if kind == "conv" else "fc", weight=w_int,
-            bias=np.rint(bias_f / unit).astype(np.int64), threshold=threshold, pool=pending_pool, padding=pad,
-            in_shape=in_shape, out_shape=out, scale=unit,
-        ))
-        shape, pending_pool, first = out, 1, False
+            j = synaptic.index(index)
+            layer = _synaptic_layer(walk, index, spec, (thresholds[j], leaks[j]), index == synaptic[-1], state_dict, config, scales, j)
+            layers.append(layer)
+            walk = _Walk(layer.out_shape, flattened=walk.flattened, first=False)
     net = IntNetwork(layers, steps, reset, tuple(int(v) for v in meta["input_shape"]), int(meta["num_classes"]), config, meta)
     check_capacity(net)
     return net

@@ -18,17 +18,23 @@ Values are integers held in floating point: float32 when the exporter's worst-ca
 (membrane range + largest per-step current + bias) stays below 2**24, where every partial
 sum of any summation order is an exactly representable integer, else float64. Also counts the ops the RTL counters report: synaptic ops (spike events x non-zero
 in-bounds weights), analog MACs (non-zero pixels x weights), output spikes, saturations.
+
+`compare` checks what a simulation (RTL or netlist) reported against this reference.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from hardware.export import IntLayer, IntNetwork, max_current
+
+if TYPE_CHECKING:
+    from hardware.driver import CoreRun
 
 
 @dataclass
@@ -111,3 +117,16 @@ def run_golden(net: IntNetwork, images: np.ndarray, batch_size: int = 500, progr
         chunks.append(tuple(t.double().numpy() for t in (v[-1].flatten(1), spikes, sops, macs, sats)))
     cat = lambda i: np.concatenate([c[i] for c in chunks]).astype(np.int64)  # noqa: E731
     return GoldenResult(potentials=cat(0), spikes=cat(1), sops=cat(2), macs=cat(3), saturations=cat(4))
+
+
+def compare(runs: list[CoreRun], golden: GoldenResult) -> list[str]:
+    """One line per image that differs from the golden model in any output or counter."""
+    problems = []
+    for i, run in enumerate(runs):
+        expect = {"potentials": golden.potentials[i].tolist(), "spikes": int(golden.spikes[i].sum()),
+                  "sops": int(golden.sops[i]), "macs": int(golden.macs[i])}
+        got = {"potentials": run.potentials, "spikes": run.spikes, "sops": run.sops, "macs": run.macs}
+        bad = [k for k in expect if expect[k] != got[k]]
+        if bad:
+            problems.append(f"image {i}: {', '.join(bad)} differ (rtl {[got[k] for k in bad]} vs golden {[expect[k] for k in bad]})")
+    return problems

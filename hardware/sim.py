@@ -3,7 +3,9 @@
 `build` compiles once per hardware configuration (cached by a hash of the sources and
 parameters); `run_cocotb` runs a cocotb test module against the build and raises if any
 cocotb test failed (the runner itself never raises on failures). Model memory images
-are passed as plusargs naming the `$readmemh` files.
+are passed as plusargs naming the `$readmemh` files. `run_images` splits a batch of images
+over parallel simulator processes (the driver `hardware.rtl_job` in each); `simulate_rtl`
+is that on the RTL build.
 """
 
 from __future__ import annotations
@@ -11,10 +13,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
+
 from hardware.config import HardwareConfig
-from hardware.export import MEMORY_FILES
+from hardware.driver import CoreRun, batch_plusargs, parse_results
+from hardware.export import MEMORY_FILES, IntNetwork
 from spikebench.errors import SpikebenchError
 
 HARDWARE_DIR = Path(__file__).resolve().parent
@@ -76,3 +84,33 @@ def run_cocotb(build_dir: Path, test_module: str, *, toplevel: str = "snn_tb", t
     if tests == 0 or failed:
         raise SpikebenchError(f"{test_module}: {failed} of {tests} cocotb tests failed; see {test_dir}")
     return results
+
+
+def run_images(build_dir: Path, memdir: Path, images: np.ndarray, workers: int, workdir: Path,
+               dump: bool = False) -> tuple[list[CoreRun], list[Path], float]:
+    """Run `images` on a build in `workers` parallel Icarus processes (`hardware.rtl_job`);
+    (runs in image order, each worker's waveform dump when `dump`, seconds)."""
+    chunks = [c for c in np.array_split(np.arange(len(images)), workers) if len(c)]
+    started = time.perf_counter()
+
+    def worker(index: int) -> tuple[list[CoreRun], Path]:
+        wdir = Path(workdir) / f"worker{index}"
+        wdir.mkdir(parents=True, exist_ok=True)
+        np.save(wdir / "images.npy", images[chunks[index]])
+        dump_path = wdir / "activity.vcd"
+        env = {"SNN_LAYOUT": str((Path(memdir) / "layout.json").resolve()), "SNN_WORKDIR": str(wdir), "SNN_IMAGES": str(wdir / "images.npy")}
+        plusargs = memory_plusargs(memdir) + batch_plusargs(wdir) + ([f"+SNN_DUMP={dump_path.resolve()}"] if dump else [])
+        run_cocotb(build_dir, "hardware.rtl_job", test_dir=wdir, plusargs=plusargs, env=env)
+        return parse_results(wdir / "results.txt"), dump_path
+
+    with ThreadPoolExecutor(len(chunks)) as pool:
+        parts = list(pool.map(worker, range(len(chunks))))
+    return [run for part, _ in parts for run in part], [p for _, p in parts], time.perf_counter() - started
+
+
+def simulate_rtl(net: IntNetwork, layout: dict, images: np.ndarray, workers: int, memdir: Path) -> tuple[list[CoreRun], float]:
+    """Run `images` through the RTL in `workers` parallel Icarus processes; (runs, seconds)."""
+    build_dir = build(net.config)
+    with tempfile.TemporaryDirectory(dir=BUILD_ROOT) as scratch:
+        runs, _, seconds = run_images(build_dir, memdir, images, workers, Path(scratch))
+    return runs, seconds

@@ -76,7 +76,7 @@ def hardware_table(frame: pd.DataFrame, prior: dict) -> str:
         scaled = (f"; gate-level activity of T={e.get('gate_timesteps')}, energy per cycle × the RTL's cycles"
                   if e.get("activity_scaled") else "")
         lines.append(
-            f"| spikebench core, {row.arch}, T={row.timesteps} (measured{scaled}) | {e.get('node', '–')}, {e.get('voltage_v', '–')} V, "
+            f"| spikebench core, {row.arch}, T={row.timesteps} (measured{scaled}) | {row.hw_node or '–'}, {e.get('voltage_v', '–')} V, "
             f"{row.hw_clock_mhz:g} MHz | {row.accuracy * 100:.2f}% ({row.dataset}) "
             f"| {_energy(row.hw_energy_per_image_j)} (logic {_energy(e.get('energy_per_image_j_logic', 0))}, memory "
             f"{_energy(e.get('energy_per_image_j_memory', 0))}); 45 nm-scaled {_energy(e.get('energy_per_image_j_45nm', 0))} "

@@ -23,35 +23,42 @@ spikes, SOPs over non-zero synapses only, and energy on the 45 nm op model.
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from baselines.training import accuracy, seed_everything
-from methods.st_pruning import ANN_PATH, Reference, load_ann, load_reference, synaptic_params
-from spikebench.attention import attention_maps, attention_transfer_loss
+from baselines.models import load_ann
+from spikebench import paths
+from spikebench.attention import CompressionConfig, SparseLearning, compress, fixed_mask_hooks, sparse_macs
+from spikebench.compression import (
+    MethodRows,
+    Schedule,
+    SnnTuning,
+    compare_with_snntorch,
+    lower_timesteps,
+    neuron_parameters,
+)
 from spikebench.convert import convert, fixed_subset
 from spikebench.data import SplitData, load_prepared
 from spikebench.distributed import barrier, init_from_env, rank_zero_output, shutdown
-from spikebench.energy import MacCounter, energy_joules, fanout_maps, footprint_bytes, snn_metrics_per_step
+from spikebench.energy import count_params
 from spikebench.errors import ParamsError, cli_main
 from spikebench.params import constraint, load_section, resolve_device
 from spikebench.plots import plt, save
-from spikebench.results import ResultRow, write_rows
-from spikebench.snn_training import SnnEpochStats, SnnMeasurement, evaluate_snn, measure_snn, train_snn, trainable
-from spikebench.sparse_masks import MODES, SparseEpochStats, SparseMasks, check_connected, irregular_masks, structured_masks, synaptic_layers, train_sparse
-from spikebench.spiking import SURROGATES, SpikingNetwork, save_snn, simulate
+from spikebench.results import Reference, ResultRow, RowContext, load_reference, write_rows
+from spikebench.snn_training import evaluate_snn, measure_snn, trainable
+from spikebench.sparse_masks import MODES, SparseMasks, synaptic_layers
+from spikebench.spiking import SURROGATES, SpikingNetwork, save_snn
 from spikebench.tracking import StageRun, child_run, stage_run
+from spikebench.training import accuracy, seed_everything
 from spikebench.training_state import discard_resume_directory, resume_directory
 
-MODEL_PATH = "models/attention_pruning_snn.pt"
-RESULTS_PATH = "results/attention_pruning.json"
-PLOT_ACCURACY = "reports/attention_pruning_accuracy_vs_T.png"
-PLOT_NEURONS = "reports/attention_pruning_neurons.png"
+METHOD = "attention_pruning"
+Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -107,239 +114,143 @@ class AttentionPruningParams:
     def densities(self, mode: str) -> list[float]:
         return list(self.irregular_densities if mode == "irregular" else self.structured_densities)
 
+    def sparse_learning(self) -> SparseLearning:
+        return SparseLearning(self.ann_epochs, self.ann_lr, self.ann_batch_size, self.ann_train_subset, self.update_interval,
+                              self.update_until, self.regrow_fraction, self.dense_first_last, self.attention_p, self.attention_weight)
 
-@dataclass(frozen=True)
-class Config:
-    """One compression configuration: mode, target density, with or without attention guidance."""
-
-    mode: str
-    density: float
-    attention: bool
-
-    @property
-    def name(self) -> str:
-        return f"{self.mode}_d{self.density:g}" + ("" if self.attention else "_no_attention")
+    def tuning(self, device: str) -> SnnTuning:
+        return SnnTuning(self.batch_size, self.lr, self.neuron_lr, self.train_subset, self.val_subset, device)
 
 
-def configurations(params: AttentionPruningParams) -> list[Config]:
-    configs = [Config(mode, d, True) for mode in params.modes for d in params.densities(mode)]
+
+def configurations(params: AttentionPruningParams) -> list[CompressionConfig]:
+    configs = [CompressionConfig(mode, d, True) for mode in params.modes for d in params.densities(mode)]
     if params.ablation and params.attention_weight > 0:
         first = next((c for c in configs if c.mode == "irregular"), configs[0])
-        configs.append(Config(first.mode, first.density, False))
+        configs.append(CompressionConfig(first.mode, first.density, False))
     return configs
 
 
-def export_config(configs: list[Config]) -> Config:
+def export_config(configs: list[CompressionConfig]) -> CompressionConfig:
     """The SNN saved for the hardware flow and run through snntorch: the first irregular configuration."""
     return next((c for c in configs if c.mode == "irregular" and c.attention), configs[0])
 
 
-# --- the compression phase --------------------------------------------------------------------
-
-def attention_loss_fn(meta_model: nn.Sequential, p: float, weight: float) -> Callable:
-    """Task loss plus `weight` x attention transfer towards the meta-model's maps (loss_fn of train_sparse)."""
-    meta_model = meta_model.eval()
-
-    def loss_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, maps = attention_maps(model, x, p)
-        with torch.no_grad():
-            _, targets = attention_maps(meta_model, x, p)
-        loss = nn.functional.cross_entropy(logits, y) + weight * attention_transfer_loss(maps, targets)
-        return loss, logits
-
-    return loss_fn
-
-
-def build_masks(model: nn.Sequential, config: Config, input_shape: tuple[int, ...], dense_first_last: bool) -> SparseMasks:
-    modules = list(model.children())
-    if config.mode == "irregular":
-        masks = irregular_masks(modules, config.density, dense_first_last)
-    else:
-        masks = structured_masks(modules, input_shape, config.density)
-    check_connected(masks, modules, input_shape)
-    return masks
-
-
-def compress(meta_model: nn.Sequential, config: Config, data: SplitData, params: AttentionPruningParams, seed: int,
-             run: StageRun) -> tuple[nn.Sequential, SparseMasks, list[SparseEpochStats]]:
-    """The sparse student: warm-started from the meta-model, pruned and trained by sparse learning."""
-    student = copy.deepcopy(meta_model).train()
-    masks = build_masks(student, config, data.input_shape, params.dense_first_last)
-    loss_fn = attention_loss_fn(meta_model, params.attention_p, params.attention_weight) if config.attention else None
-
-    def log(stats: SparseEpochStats) -> None:
-        run.log_metrics({"ann_train_loss": stats.train_loss, "ann_val_accuracy": stats.val_accuracy, "ann_regrown": stats.regrown,
-                         "ann_epoch_seconds": stats.seconds}, step=stats.epoch)
-        print(f"  {config.name} sparse ANN epoch {stats.epoch}: loss {stats.train_loss:.4f} val {stats.val_accuracy:.4f} "
-              f"regrown {stats.regrown} ({stats.seconds:.1f}s)")
-
-    history = train_sparse(student, masks, data.train, data.val, input_shape=data.input_shape, epochs=params.ann_epochs,
-                           batch_size=params.ann_batch_size, lr=params.ann_lr, seed=seed, loss_fn=loss_fn,
-                           update_interval=params.update_interval, update_until=params.update_until, regrow_fraction=params.regrow_fraction,
-                           train_subset=params.ann_train_subset, on_epoch=log, desc=config.name)
-    check_connected(masks, list(student.children()), data.input_shape)
-    return student.eval(), masks, history
-
-
-def sparse_macs(model: nn.Module, input_shape: tuple[int, ...]) -> float:
-    """MACs per image of a pruned ANN counting only non-zero weights (layer MACs x layer density)."""
-    counter = MacCounter(model)
-    counter.count(input_shape)
-    modules = dict(model.named_modules())
-    return float(sum(macs * float((modules[name].weight != 0).float().mean()) for name, macs in counter.per_layer.items()))
-
-
-# --- the SNN phase ------------------------------------------------------------------------------
-
-def snn_hooks(masks: SparseMasks) -> tuple[Callable[[SpikingNetwork], None], Callable[[SpikingNetwork], None]]:
-    """(before_step, after_step) of train_snn: the sparsity mask stays fixed; the read-out never leaks."""
-
-    def before_step(net: SpikingNetwork) -> None:
-        masks.mask_gradients(synaptic_layers(net.layers))
-
-    def after_step(net: SpikingNetwork) -> None:
-        masks.apply(synaptic_layers(net.layers))
-        if isinstance(net.leaks, nn.Parameter):  # the output layer's membrane is the accumulated read-out
-            with torch.no_grad():
-                net.leaks[-1] = 1.0
-
-    return before_step, after_step
-
-
-def log_snn_epoch(run: StageRun, name: str, offset: int) -> Callable[[SnnEpochStats], None]:
-    def log(stats: SnnEpochStats) -> None:
-        metrics = {"snn_train_loss": stats.train_loss, "snn_val_accuracy": stats.val_accuracy, "snn_epoch_seconds": stats.seconds}
-        metrics.update({f"threshold_{k}": v for k, v in enumerate(stats.thresholds)})
-        metrics.update({f"leak_{k}": v for k, v in enumerate(stats.leaks[:-1])})
-        run.log_metrics(metrics, step=offset + stats.epoch)
-        print(f"  {name} SNN T={stats.timesteps} epoch {stats.epoch}: loss {stats.train_loss:.4f} val {stats.val_accuracy:.4f} "
-              f"({stats.seconds:.1f}s)")
-
-    return log
+def config_rows(rows: MethodRows, config: CompressionConfig, masks: SparseMasks, model: nn.Module) -> MethodRows:
+    """`rows` for one configuration: its arch name and its compression details (of `model`'s non-zero params)."""
+    nonzero = count_params(model)[1]
+    shared = {"mode": config.mode, "density": config.density, "attention": config.attention,
+              "compression": round(rows.reference.params / nonzero, 2), "weight_density": round(masks.weight_density(), 5),
+              "layer_densities": [round(d, 4) for d in masks.layer_densities()], "active_channels": masks.active_channels()}
+    return replace(rows, arch=f"{rows.arch} {config.mode} {config.density:g}", shared=shared)
 
 
 @dataclass
 class ConfigResult:
-    config: Config
+    config: CompressionConfig
     rows: list[ResultRow]
     net: SpikingNetwork  # the SNN at the final T (a copy taken before T was lowered further)
     masks: SparseMasks
 
-
-class RowMaker:
-    """The stage's result rows with the shared provenance fields filled in."""
-
-    def __init__(self, data: SplitData, reference: Reference, seed: int, run: StageRun, base_arch: str) -> None:
-        self.data, self.reference, self.seed, self.run, self.base_arch = data, reference, seed, run, base_arch
-
-    def extra(self, config: Config, masks: SparseMasks, nonzero: int) -> dict:
-        return {"mode": config.mode, "density": config.density, "attention": config.attention,
-                "compression": round(self.reference.params / nonzero, 2), "weight_density": round(masks.weight_density(), 5),
-                "layer_densities": [round(d, 4) for d in masks.layer_densities()], "active_channels": masks.active_channels()}
-
-    def arch(self, config: Config) -> str:
-        return f"{self.base_arch} {config.mode} {config.density:g}"
-
-    def ann_row(self, model: nn.Module, config: Config, masks: SparseMasks, test_accuracy: float) -> ResultRow:
-        total, nonzero = synaptic_params(model)
-        macs = sparse_macs(model, self.data.input_shape)
-        return ResultRow(
-            method="attention_pruning", library="torch", dataset=self.data.dataset, split_hash=self.data.split_hash, arch=self.arch(config),
-            timesteps=0, accuracy=test_accuracy, ann_accuracy=self.reference.accuracy, spikes_per_image=0.0, synops_per_image=0.0,
-            macs_per_image=macs, energy_per_image_j=energy_joules(macs, 0), params=total, nonzero_params=nonzero, weight_bits=32,
-            seed=self.seed, mlflow_run_id=self.run.run_id, mlflow_experiment_id=self.run.experiment_id,
-            extra={**self.extra(config, masks, nonzero), "step": "sparse_ann", "config": "sparse ANN (non-zero MACs)", "leaderboard": False},
-        )
-
-    def snn_row(self, net: SpikingNetwork, measured: SnnMeasurement, timesteps: int, config: Config, masks: SparseMasks,
-                library: str = "spikebench", extra: dict | None = None) -> ResultRow:
-        total, nonzero = synaptic_params(net)
-        metrics = measured.metrics
-        return ResultRow(
-            method="attention_pruning", library=library, dataset=self.data.dataset, split_hash=self.data.split_hash, arch=self.arch(config),
-            timesteps=timesteps, accuracy=measured.accuracy, ann_accuracy=self.reference.accuracy, spikes_per_image=metrics.spikes,
-            synops_per_image=metrics.synops, macs_per_image=metrics.macs, energy_per_image_j=metrics.energy_j, params=total,
-            nonzero_params=nonzero, weight_bits=32, seed=self.seed, mlflow_run_id=self.run.run_id, mlflow_experiment_id=self.run.experiment_id,
-            extra={**self.extra(config, masks, nonzero), **metrics.as_extra(), "step": "snn",
-                   "energy_ratio_vs_ann": round(self.reference.energy_j / metrics.energy_j, 2), "footprint_bytes": footprint_bytes(net),
-                   "thresholds": [round(float(t), 4) for t in net.thresholds.detach()],
-                   "leaks": [round(float(v), 4) for v in net.leaks.detach()], **(extra or {})},
-        )
+    def snn_row(self, timesteps: int, library: str = "spikebench") -> ResultRow:
+        return next(r for r in self.rows if r.extra["step"] == "snn" and r.library == library and r.timesteps == timesteps)
 
 
-def run_config(meta_model: nn.Sequential, config: Config, data: SplitData, test: tuple[torch.Tensor, torch.Tensor],
-               params: AttentionPruningParams, seed: int, device: str, maker: RowMaker, final_t: int, resume: Path) -> ConfigResult:
-    """Compression, conversion and DIET-SNN training of one configuration; its rows."""
-    rows: list[ResultRow] = []
+# --- the phases of one configuration --------------------------------------------------------------
+
+def sparse_ann_phase(meta_model: nn.Sequential, config: CompressionConfig, data: SplitData, test: Batch,
+                     params: AttentionPruningParams, seed: int, rows: MethodRows, child: StageRun) -> tuple[nn.Sequential, SparseMasks, ResultRow]:
+    """The attention-guided sparse student and its row (MACs over non-zero weights)."""
+    student, masks = compress(meta_model, config, data, params.sparse_learning(), seed, child)
+    student_accuracy = accuracy(student, test)
+    row = config_rows(rows, config, masks, student).ann(student, student_accuracy, sparse_macs(student, data.input_shape),
+                                                        extra={"step": "sparse_ann", "config": "sparse ANN (non-zero MACs)"})
+    print(f"attention_pruning: {config.name}: sparse ANN test {student_accuracy:.4f}, compression {row.extra['compression']}x")
+    child.log_metrics({"sparse_ann_test_accuracy": student_accuracy, "compression": row.extra["compression"]})
+    return student, masks, row
+
+
+def snn_phase(student: nn.Sequential, masks: SparseMasks, config: CompressionConfig, data: SplitData, test: Batch,
+              params: AttentionPruningParams, seed: int, device: str, rows: MethodRows, child: StageRun,
+              resume: Path) -> tuple[list[ResultRow], SpikingNetwork]:
+    """Conversion, then DIET-SNN training with the mask fixed along the T schedule; (rows, SNN at final_t)."""
+    snn = convert(student, data.calibration(params.calibration_size, seed), params.percentile, "subtract")
+    masks.apply(synaptic_layers(snn.layers))  # normalisation keeps zeros zero; this makes it explicit
+    child.log_metrics({"converted_val_accuracy": evaluate_snn(snn, data.val, params.timesteps[0])})
+    net = trainable(snn, learn_threshold=True, learn_leak=params.learn_leak, surrogate=params.surrogate,
+                    surrogate_alpha=params.surrogate_alpha)
+    out, final = [], {}
+
+    def measured_at(run: StageRun, timesteps: int, epochs: int) -> None:
+        measured = measure_snn(net, test, timesteps, data.input_shape, progress=f"{config.name} test T={timesteps}")
+        headline = config.attention and timesteps == params.final_t
+        out.append(config_rows(rows, config, masks, net).snn(net, measured, timesteps, headline=headline,
+                                                             extra={"step": "snn", **neuron_parameters(net), "epochs": epochs}))
+        run.log_metrics({"snn_test_accuracy": measured.accuracy, "spikes_per_image": measured.metrics.spikes,
+                         "synops_per_image": measured.metrics.synops, "energy_uj": measured.energy_j * 1e6}, step=timesteps)
+        print(f"attention_pruning: {config.name} T={timesteps}: test {measured.accuracy:.4f}, {measured.metrics.spikes:.0f} spikes, "
+              f"{measured.metrics.synops:.0f} SOPs, {measured.energy_j * 1e6:.3f} uJ/image")
+        if timesteps == params.final_t:
+            final["net"] = copy.deepcopy(net)
+            run.log_params({f"learned_{k}": v for k, v in neuron_parameters(net, digits=5).items()})
+
+    lower_timesteps(net, data, Schedule(params.timesteps, params.snn_epochs, params.step_epochs), params.tuning(device), seed=seed,
+                    checkpoints=str(resume / f"{config.name}_"), run_at=lambda _: contextlib.nullcontext(child), on_trained=measured_at,
+                    hooks=fixed_mask_hooks(masks), label=f"{config.name} SNN", desc=config.name, metric_prefix="snn_")
+    return out, final["net"]  # validate() guarantees final_t is in the schedule
+
+
+def run_config(meta_model: nn.Sequential, config: CompressionConfig, data: SplitData, test: Batch, params: AttentionPruningParams,
+               seed: int, device: str, rows: MethodRows, resume: Path) -> ConfigResult:
+    """Compression, conversion and DIET-SNN training of one configuration (one MLflow child run); its rows."""
+    seed_everything(seed)
     with child_run(config.name, tags={"mode": config.mode, "density": config.density, "attention": config.attention}) as child:
-        student, masks, _ = compress(meta_model, config, data, params, seed, child)
-        student_accuracy = accuracy(student, test)
-        rows.append(maker.ann_row(student, config, masks, student_accuracy))
-        print(f"attention_pruning: {config.name}: sparse ANN test {student_accuracy:.4f}, compression {rows[-1].extra['compression']}x")
-        child.log_metrics({"sparse_ann_test_accuracy": student_accuracy, "compression": rows[-1].extra["compression"]})
-
-        snn = convert(student, data.calibration(params.calibration_size, seed), params.percentile, "subtract")
-        masks.apply(synaptic_layers(snn.layers))  # normalisation keeps zeros zero; this makes it explicit
-        child.log_metrics({"converted_val_accuracy": evaluate_snn(snn, data.val, params.timesteps[0])})
-        net = trainable(snn, learn_threshold=True, learn_leak=params.learn_leak, surrogate=params.surrogate,
-                        surrogate_alpha=params.surrogate_alpha)
-        before_step, after_step = snn_hooks(masks)
-        offset = 0
-        final: SpikingNetwork | None = None
-        for step, timesteps in enumerate(params.timesteps):
-            epochs = params.snn_epochs if step == 0 else params.step_epochs
-            train_snn(net, data.train, data.val, timesteps=timesteps, epochs=epochs, batch_size=params.batch_size, lr=params.lr,
-                      neuron_lr=params.neuron_lr, seed=seed + step, train_subset=params.train_subset, val_subset=params.val_subset,
-                      device=device, before_step=before_step, after_step=after_step,
-                      on_epoch=log_snn_epoch(child, config.name, offset), desc=config.name,
-                      checkpoint=resume / f"{config.name}_T{timesteps}.pt")
-            offset += epochs
-            net.cpu()
-            measured = measure_snn(net, test, timesteps, data.input_shape, progress=f"{config.name} test T={timesteps}")
-            headline = config.attention and timesteps == final_t
-            rows.append(maker.snn_row(net, measured, timesteps, config, masks, extra={"leaderboard": headline, "epochs": epochs}))
-            child.log_metrics({"snn_test_accuracy": measured.accuracy, "spikes_per_image": measured.metrics.spikes,
-                               "synops_per_image": measured.metrics.synops, "energy_uj": measured.energy_j * 1e6}, step=timesteps)
-            print(f"attention_pruning: {config.name} T={timesteps}: test {measured.accuracy:.4f}, {measured.metrics.spikes:.0f} spikes, "
-                  f"{measured.metrics.synops:.0f} SOPs, {measured.energy_j * 1e6:.3f} uJ/image")
-            if timesteps == final_t:
-                final = copy.deepcopy(net)
-                child.log_params({"learned_thresholds": [round(float(t), 5) for t in net.thresholds.detach()],
-                                  "learned_leaks": [round(float(v), 5) for v in net.leaks.detach()]})
-    assert final is not None  # validate() guarantees final_t is in the schedule
-    return ConfigResult(config, rows, final, masks)
+        student, masks, ann_row = sparse_ann_phase(meta_model, config, data, test, params, seed, rows, child)
+        snn_rows, final = snn_phase(student, masks, config, data, test, params, seed, device, rows, child, resume)
+    return ConfigResult(config, [ann_row, *snn_rows], final, masks)
 
 
-# --- the second library -------------------------------------------------------------------------
+# --- after every configuration: export, second library, ablation ---------------------------------
 
-def library_comparison(net: SpikingNetwork, test: tuple[torch.Tensor, torch.Tensor], timesteps: int,
-                       input_shape: tuple[int, ...]) -> tuple[SnnMeasurement, dict]:
-    """The SNN through snntorch (`Leaky`, learnable beta/threshold) vs our engine on the same images."""
-    from spikebench.backends.snntorch_leaky import build_snntorch_leaky
-
-    x, y = test
-    fanouts = fanout_maps(net, input_shape)
-    engine = simulate(net, x, timesteps, fanouts=fanouts)
-    other_net = build_snntorch_leaky(net)
-    other = simulate(other_net, x, timesteps, fanouts=fanouts, progress="snntorch")
-    predictions, reference = other.predictions(), engine.predictions()
-    metrics = snn_metrics_per_step(net, input_shape, other.spikes_per_step, other.synops_per_step, len(x))[timesteps - 1]
-    engine_spikes = sum(float(s.sum()) for s in engine.spikes_per_step)
-    other_spikes = sum(float(s.sum()) for s in other.spikes_per_step)
-    comparison = {
-        "prediction_agreement": float((predictions == reference).float().mean()),
-        "engine_accuracy": float((reference == y).float().mean()),
-        "spike_count_engine": engine_spikes,
-        "spike_count_library": other_spikes,
-        "spike_count_relative_difference": abs(other_spikes - engine_spikes) / max(engine_spikes, 1.0),
-        "snntorch_neuron": "snn.Leaky(learn_beta=True, learn_threshold=True) + (1 - beta) theta s[t-1] reset-order current",
-    }
-    return SnnMeasurement(float((predictions == y).float().mean()), metrics), comparison
+def export(result: ConfigResult, data: SplitData, final_t: int, rank: int) -> None:
+    """Save the exported configuration's SNN for the hardware flow; mark its row with the model."""
+    fields = dict(method=METHOD, dataset=data.dataset, split_hash=data.split_hash, input_shape=list(data.input_shape),
+                  num_classes=data.num_classes, timesteps=final_t, weight_bits=32)
+    meta = save_snn(paths.ATTENTION_MODEL, result.net, **fields) if rank == 0 else result.net.to_checkpoint(**fields)[1]
+    row = result.snn_row(final_t)
+    row.model_path = str(paths.ATTENTION_MODEL)
+    row.mappable = all(v == 1.0 for v in meta["leaks"])  # the accelerator implements integrate-and-fire only
 
 
-# --- plots --------------------------------------------------------------------------------------
+def snntorch_row(result: ConfigResult, test: Batch, final_t: int, data: SplitData, rows: MethodRows, run: StageRun) -> ResultRow:
+    """The exported SNN through snntorch on the same test images: its row, with the comparison."""
+    measured, comparison = compare_with_snntorch(result.net, test, final_t, data.input_shape)
+    run.log_metrics({"snntorch_prediction_agreement": comparison["prediction_agreement"]})
+    print(f"attention_pruning: snntorch vs engine at T={final_t}: {comparison['prediction_agreement'] * 100:.2f}% of predictions agree, "
+          f"spike counts differ by {comparison['spike_count_relative_difference'] * 100:.4f}%")
+    return config_rows(rows, result.config, result.masks, result.net).snn(
+        result.net, measured, final_t, library="snntorch", headline=True,
+        extra={"step": "snn", **neuron_parameters(result.net), **comparison, "config": "same SNN in snntorch"})
 
-def plot_accuracy(results: list[ConfigResult], reference: Reference, path: str) -> None:
+
+def report_ablation(results: list[ConfigResult], schedule: list[int], run: StageRun) -> None:
+    """Spikes per image with and without attention guidance, beside the guided rows."""
+    ablated = [r for r in results if not r.config.attention]
+    if not ablated:
+        return
+    guided = next(r for r in results if r.config.attention and (r.config.mode, r.config.density) ==
+                  (ablated[0].config.mode, ablated[0].config.density))
+    for t in schedule:
+        with_at, without = guided.snn_row(t), ablated[0].snn_row(t)
+        with_at.extra["spikes_without_attention"] = round(without.spikes_per_image, 1)
+        run.log_metrics({"spikes_with_attention": with_at.spikes_per_image, "spikes_without_attention": without.spikes_per_image}, step=t)
+        print(f"attention_pruning: T={t} spikes/image with attention {with_at.spikes_per_image:.0f} vs without "
+              f"{without.spikes_per_image:.0f}; accuracy {with_at.accuracy:.4f} vs {without.accuracy:.4f}")
+
+
+# --- plots ----------------------------------------------------------------------------------------
+
+def plot_accuracy(results: list[ConfigResult], reference: Reference, path: str | Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     for result in results:
         points = sorted((r for r in result.rows if r.extra["step"] == "snn" and r.library == "spikebench"), key=lambda r: r.timesteps)
@@ -358,11 +269,11 @@ def plot_accuracy(results: list[ConfigResult], reference: Reference, path: str) 
     save(fig, path)
 
 
-def plot_neurons(results: list[ConfigResult], final_t: int, path: str) -> None:
+def plot_neurons(results: list[ConfigResult], final_t: int, path: str | Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     width = 0.8 / max(1, len(results))
     for j, result in enumerate(results):
-        final = next(r for r in result.rows if r.extra["step"] == "snn" and r.library == "spikebench" and r.timesteps == final_t)
+        final = result.snn_row(final_t)
         label = result.config.name.replace("_", " ")
         layers = range(len(final.extra["spikes_per_layer"]))
         axes[0].bar([k + j * width for k in layers], final.extra["spikes_per_layer"], width=width, label=label)
@@ -378,84 +289,50 @@ def plot_neurons(results: list[ConfigResult], final_t: int, path: str) -> None:
     save(fig, path)
 
 
-# --- the stage ----------------------------------------------------------------------------------
+# --- the stage ------------------------------------------------------------------------------------
 
 def run_stage(seed: int, params: AttentionPruningParams, device: str, rank: int = 0) -> list[ResultRow]:
     """The stage's rows; under torchrun every process computes them and rank 0 alone writes them."""
     data = load_prepared()
-    reference = load_reference(data)
+    reference = load_reference(paths.BASELINE_RESULTS, data.dataset, data.split_hash)
     meta_model, ann_meta = load_ann(data)
     seed_everything(seed)
     test_index = fixed_subset(len(data.test[0]), params.test_images, seed)
     test = (data.test[0][test_index], data.test[1][test_index])
     configs = configurations(params)
-    final_t = params.final_t
-    results: list[ConfigResult] = []
-    rows: list[ResultRow] = []
     # SNN training checkpoints each epoch here (the short sparse-ANN phase is recomputed, deterministically)
-    resume = resume_directory("attention_pruning", asdict(params), data.split_hash, seed, device, inputs=[ANN_PATH])
-    with stage_run("attention_pruning", method="attention_pruning", library="spikebench", dataset=data.dataset,
+    resume = resume_directory(METHOD, asdict(params), data.split_hash, seed, device, inputs=[paths.ANN_MODEL])
+    with stage_run(METHOD, method=METHOD, library="spikebench", dataset=data.dataset,
                    split_hash=data.split_hash, params=params, enabled=rank == 0) as run:
-        maker = RowMaker(data, reference, seed, run, ann_meta["arch"])
-        for config in configs:
-            seed_everything(seed)
-            result = run_config(meta_model, config, data, test, params, seed, device, maker, final_t, resume)
-            results.append(result)
-            rows += result.rows
-
-        exported = export_config(configs)
-        final = next(r for r in results if r.config == exported)
-        fields = dict(method="attention_pruning", dataset=data.dataset, split_hash=data.split_hash,
-                      input_shape=list(data.input_shape), num_classes=data.num_classes, timesteps=final_t, weight_bits=32)
-        meta = save_snn(MODEL_PATH, final.net, **fields) if rank == 0 else final.net.to_checkpoint(**fields)[1]
-        final_row = next(r for r in final.rows if r.extra["step"] == "snn" and r.timesteps == final_t)
-        # the accelerator implements integrate-and-fire only: a learnt leak below 1 is not mappable
-        final_row.extra.update({"model_path": MODEL_PATH, "mappable": all(v == 1.0 for v in meta["leaks"])})
-
-        measured, comparison = library_comparison(final.net, test, final_t, data.input_shape)
-        rows.append(maker.snn_row(final.net, measured, final_t, exported, final.masks, library="snntorch",
-                                  extra={**comparison, "leaderboard": True, "config": "same SNN in snntorch"}))
-        run.log_metrics({"snntorch_prediction_agreement": comparison["prediction_agreement"]})
-        print(f"attention_pruning: snntorch vs engine at T={final_t}: {comparison['prediction_agreement'] * 100:.2f}% of predictions agree, "
-              f"spike counts differ by {comparison['spike_count_relative_difference'] * 100:.4f}%")
-
-        ablated = [r for r in results if not r.config.attention]
-        if ablated:
-            guided = next(r for r in results if r.config.attention and (r.config.mode, r.config.density) ==
-                          (ablated[0].config.mode, ablated[0].config.density))
-            for t in params.timesteps:
-                with_at = next(r for r in guided.rows if r.extra["step"] == "snn" and r.library == "spikebench" and r.timesteps == t)
-                without = next(r for r in ablated[0].rows if r.extra["step"] == "snn" and r.timesteps == t)
-                with_at.extra["spikes_without_attention"] = round(without.spikes_per_image, 1)
-                run.log_metrics({"spikes_with_attention": with_at.spikes_per_image, "spikes_without_attention": without.spikes_per_image},
-                                step=t)
-                print(f"attention_pruning: T={t} spikes/image with attention {with_at.spikes_per_image:.0f} vs without "
-                      f"{without.spikes_per_image:.0f}; accuracy {with_at.accuracy:.4f} vs {without.accuracy:.4f}")
-
+        rows = MethodRows(RowContext.of(data, seed, run), reference, METHOD, ann_meta["arch"], len(test[1]))
+        results = [run_config(meta_model, config, data, test, params, seed, device, rows, resume) for config in configs]
+        exported = next(r for r in results if r.config == export_config(configs))
+        export(exported, data, params.final_t, rank)
+        all_rows = [row for result in results for row in result.rows]
+        all_rows.append(snntorch_row(exported, test, params.final_t, data, rows, run))
+        report_ablation(results, params.timesteps, run)
         if rank == 0:
-            plot_accuracy(results, reference, PLOT_ACCURACY)
-            plot_neurons(results, final_t, PLOT_NEURONS)
-            for path in (PLOT_ACCURACY, PLOT_NEURONS):
+            plot_accuracy(results, reference, paths.ATTENTION_ACCURACY_PLOT)
+            plot_neurons(results, params.final_t, paths.ATTENTION_NEURONS_PLOT)
+            for path in (paths.ATTENTION_ACCURACY_PLOT, paths.ATTENTION_NEURONS_PLOT):
                 run.log_artifact(path, "plots")
-            run.log_artifact(MODEL_PATH, "model")
-            write_rows(RESULTS_PATH, rows)
+            run.log_artifact(paths.ATTENTION_MODEL, "model")
+            write_rows(paths.ATTENTION_RESULTS, all_rows)
     barrier()  # under torchrun, no process still reads a checkpoint when rank 0 deletes them
     if rank == 0:
         discard_resume_directory(resume)
-    return rows
+    return all_rows
 
 
 @cli_main
 def main() -> None:
-    common, params = load_section(AttentionPruningParams, "attention_pruning")
+    common, params = load_section(AttentionPruningParams, METHOD)
     device = resolve_device(common.device)
     rank, _ = init_from_env(device)  # under torchrun: data-parallel SNN training (spikebench.distributed)
     with rank_zero_output(rank):
-        rows = run_stage(common.seed, params, device, rank)
-        for row in rows:
-            if row.extra.get("leaderboard"):
-                print(f"attention_pruning: {row.library} {row.arch} T={row.timesteps}: accuracy {row.accuracy:.4f} (ANN {row.ann_accuracy:.4f}), "
-                      f"{row.extra['compression']}x compression, {row.spikes_per_image:.0f} spikes/image, {row.extra['energy_ratio_vs_ann']}x less energy")
+        for row in (r for r in run_stage(common.seed, params, device, rank) if r.headline):
+            print(f"attention_pruning: {row.library} {row.arch} T={row.timesteps}: accuracy {row.accuracy:.4f} (ANN {row.ann_accuracy:.4f}), "
+                  f"{row.extra['compression']}x compression, {row.spikes_per_image:.0f} spikes/image, {row.extra['energy_ratio_vs_ann']}x less energy")
     shutdown()
 
 

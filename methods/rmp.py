@@ -21,28 +21,35 @@ All go to reports/rmp_latency.json and the main rows' `latency_factors`.
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
-from baselines.training import seed_everything
-from methods.conversion import ann_accuracy_on, load_ann, plot_accuracy_vs_timesteps, snn_rows
-from spikebench.convert import ParsedAnn, evaluate_timesteps, fixed_subset, parse_ann, powers_of_two, unnormalised_snn
-from spikebench.data import load_prepared
+from baselines.models import load_ann
+from spikebench import paths
+from spikebench.convert import (
+    ParsedAnn,
+    TimestepEvaluation,
+    balance_thresholds,
+    evaluate_timesteps,
+    fixed_subset,
+    parse_ann,
+    powers_of_two,
+    shared_first,
+    unnormalised_snn,
+)
+from spikebench.data import SplitData, load_prepared
 from spikebench.errors import ParamsError, cli_main
 from spikebench.io import atomic_write_json
+from spikebench.latency import best_percentile_curve, comparison_summary, conversion_sweep_rows, latency_factors, sweep_images
 from spikebench.params import constraint, load_section
-from spikebench.results import read_rows, write_rows
-from spikebench.spiking import SpikingNetwork, save_snn
+from spikebench.plots import plot_accuracy_vs_timesteps
+from spikebench.results import ResultRow, RowContext, read_rows, write_rows
+from spikebench.snn_rows import ann_accuracy_on, headline_timesteps, log_curve, snn_rows
+from spikebench.spiking import save_snn
 from spikebench.tracking import child_run, stage_run
-
-MODEL_PATH = "models/rmp_snn.pt"
-RESULTS_PATH = "results/rmp.json"
-CONVERSION_RESULTS = "results/conversion.json"
-LATENCY_PATH = "reports/rmp_latency.json"
-PLOT_PATH = "reports/rmp_accuracy_vs_T.png"
+from spikebench.training import seed_everything
 
 # Han et al. compare RMP with hard-reset conversion whose thresholds come from the same spike-based
 # balancing but unscaled (Sengupta et al. 2019): that is the headline. Hard reset with RMP's own scaled
@@ -71,59 +78,114 @@ class RmpParams:
             raise ParamsError(f"params.yaml: {prefix}.main_scale {self.main_scale} must be one of {prefix}.threshold_scales {self.threshold_scales}")
 
 
-def _truncated(net: SpikingNetwork, k: int) -> SpikingNetwork:
-    """`net` up to synaptic layer k, which becomes a non-spiking read-out of its input current."""
-    end = net.synaptic[k]
-    head = SpikingNetwork(net.specs[: end + 1], net.threshold_list()[:k] + [None], reset=net.reset)
-    head.layers.load_state_dict(net.layers[: end + 1].state_dict())
-    return head.eval()
+@dataclass
+class RmpJob:
+    """What every threshold scale and baseline of one run shares."""
+
+    params: RmpParams
+    data: SplitData
+    parsed: ParsedAnn
+    x: torch.Tensor  # the fixed test subset, the conversion sweep's images first
+    y: torch.Tensor
+    shared: int  # how many of its first images the conversion sweep also ran on
+    context: RowContext
+    arch: str
+    balanced: list[float] = field(default_factory=list)  # the balanced thresholds (scale 1)
+    ann_accuracy: dict[int, float] = field(default_factory=dict)  # the ANN on the first n images
+
+    def calibrate(self, model: torch.nn.Module, run) -> None:
+        """Threshold balancing on training images, and the ANN's accuracy on the test subset (and its shared part)."""
+        params, seed = self.params, self.context.seed
+        self.context = RowContext.of(self.data, seed, run)
+        self.balanced = balance_thresholds(self.parsed, self.data.calibration(params.calibration_size, seed), params.balance_timesteps)
+        self.ann_accuracy = ann_accuracy_on(model, self.x, self.y, {len(self.x), self.shared} - {0})
+
+    def evaluate(self, scale: float, reset: str, progress: str) -> tuple[torch.nn.Module, TimestepEvaluation]:
+        net = unnormalised_snn(self.parsed, [t * scale for t in self.balanced], reset=reset)
+        timesteps = powers_of_two(self.params.timesteps)
+        return net, evaluate_timesteps(net, self.x, self.y, timesteps, self.data.input_shape, self.params.batch_size, progress=progress)
 
 
-@torch.no_grad()
-def balance_thresholds(parsed: ParsedAnn, calibration: torch.Tensor, timesteps: int, batch_size: int = 256) -> list[float]:
-    """RMP/Sengupta threshold balancing on the spiking network, one layer after the other."""
-    n_hidden = len(parsed.synaptic) - 1
-    thresholds = [1.0] * n_hidden
-    for k in range(n_hidden):
-        head = _truncated(unnormalised_snn(parsed, thresholds, reset="subtract"), k)
-        peak = torch.tensor(-math.inf)
-
-        def record(layer: int, current: torch.Tensor, k: int = k) -> None:
-            nonlocal peak
-            if layer == k:
-                peak = torch.maximum(peak, current.max())
-
-        for start in range(0, len(calibration), batch_size):
-            steps = 1 if k == 0 else timesteps  # the first layer's current is constant
-            head(calibration[start : start + batch_size], steps, current_hook=record)
-        if not torch.isfinite(peak) or peak <= 0:
-            raise ParamsError(f"rmp: layer {parsed.synaptic[k]} receives no positive input current during balancing; "
-                              "raise rmp.balance_timesteps or rmp.calibration_size")
-        thresholds[k] = float(peak)
-    return thresholds
+def test_subset(data: SplitData, images: int, shared_images: int, seed: int) -> tuple[torch.Tensor, int]:
+    """The fixed test subset of `images` images, starting with the conversion sweep's `shared_images` (same seed)."""
+    total = len(data.test[0])
+    index = fixed_subset(total, images, seed)
+    shared = fixed_subset(total, shared_images, seed) if shared_images else index[:0]
+    return shared_first(index, shared), len(shared)
 
 
-def timesteps_to_reach(curve: dict[int, float], target: float) -> int | None:
-    """Smallest evaluated T whose accuracy reaches `target` (None if none does)."""
-    reached = [t for t, acc in sorted(curve.items()) if acc >= target]
-    return reached[0] if reached else None
+def run_scale(job: RmpJob, scale: float, run) -> tuple[TimestepEvaluation, list[ResultRow]]:
+    """RMP at one threshold scale; the main scale's network is saved as models/rmp_snn.pt."""
+    params = job.params
+    main = scale == params.main_scale
+    with child_run(f"rmp-scale{scale:g}", {"threshold_scale": scale}) as child:
+        net, evaluation = job.evaluate(scale, "subtract", f"rmp scale {scale:g}")
+        log_curve(child, evaluation)
+    extra = {"config": "main" if main else "sweep", "threshold_scale": scale, "balanced_thresholds": job.balanced,
+             "balance_timesteps": params.balance_timesteps}
+    rows = snn_rows(job.context, "rmp", net, evaluation, job.arch, job.ann_accuracy, extra=extra,
+                    headline=headline_timesteps(evaluation, params.timesteps) if main else (),
+                    model_path=paths.RMP_MODEL if main else "", exported_timesteps=params.hardware_timesteps)
+    if main:
+        log_curve(run, evaluation, "main_")
+        save_snn(paths.RMP_MODEL, net, method="rmp", dataset=job.data.dataset, split_hash=job.data.split_hash,
+                 input_shape=list(job.data.input_shape), num_classes=job.data.num_classes, timesteps=params.hardware_timesteps,
+                 threshold_scale=scale)
+    return evaluation, rows
 
 
-def latency_factors(rmp: dict[int, float], baseline: dict[int, float], ann: float, gaps: list[float]) -> list[dict]:
-    """For each target (ANN - gap): T needed by RMP and by the baseline, and their ratio."""
-    out = []
-    for gap in gaps:
-        target = ann - gap
-        t_rmp, t_base = timesteps_to_reach(rmp, target), timesteps_to_reach(baseline, target)
-        if t_rmp is None:
-            factor, note = None, "RMP does not reach the target within T_max"
-        elif t_base is None:
-            factor, note = (max(baseline) + 1) / t_rmp, f"baseline does not reach it within T={max(baseline)}: factor is a lower bound"
-        else:
-            factor, note = t_base / t_rmp, ""
-        out.append({"gap": gap, "target_accuracy": round(target, 5), "rmp_timesteps": t_rmp, "baseline_timesteps": t_base,
-                    "factor": factor, "note": note})
-    return out
+def hard_reset_baselines(job: RmpJob, rmp: TimestepEvaluation, curves: dict[str, TimestepEvaluation]) -> dict[str, dict]:
+    """Reset-to-zero networks on the same images, compared with RMP at every T from 1 to T_max."""
+    params, ann = job.params, job.ann_accuracy[len(job.x)]
+    rmp_steps = rmp.every_step_accuracy()
+    by_scale: dict[float, TimestepEvaluation] = {}
+    baselines = {}
+    for key, scale in (("hard_reset_unscaled", 1.0), ("hard_reset_same_thresholds", params.main_scale)):
+        label = BASELINE_LABELS[key].format(scale=scale)
+        if scale not in by_scale:
+            by_scale[scale] = job.evaluate(scale, "zero", label)[1]
+            curves[label] = by_scale[scale]
+        hard = by_scale[scale]
+        baselines[key] = {"baseline": label, "threshold_scale": scale, "curve": hard.accuracy,
+                          "comparisons": latency_factors(rmp_steps, hard.every_step_accuracy(), ann, params.accuracy_gaps)}
+    return baselines
+
+
+def percentile_conversion_baseline(job: RmpJob, rmp: TimestepEvaluation, sweep_rows: list[ResultRow]) -> dict | None:
+    """The strongest reset-to-zero percentile conversion (results/conversion.json) on the images both stages
+    share; its rows exist at powers of two only, so RMP is read on the same grid. None without shared images."""
+    best = best_percentile_curve(sweep_rows, "zero")
+    if not job.shared or best is None:
+        return None
+    percentile, curve = best
+    ann = job.ann_accuracy.get(job.shared, job.ann_accuracy[len(job.x)])
+    return {"baseline": f"conversion reset=zero p{percentile:g} ({paths.CONVERSION_RESULTS}), powers of two", "images": job.shared,
+            "curve": curve, "comparisons": latency_factors(rmp.subset_accuracy(job.shared), curve, ann, job.params.accuracy_gaps)}
+
+
+def latency_report(job: RmpJob, rmp: TimestepEvaluation, baselines: dict[str, dict]) -> dict:
+    return {"images": len(job.x), "ann_accuracy": job.ann_accuracy[len(job.x)], "balanced_thresholds": job.balanced,
+            "rmp": f"rmp scale {job.params.main_scale:g}", "rmp_curve": rmp.accuracy,
+            "factor_grid": f"every T from 1 to {max(powers_of_two(job.params.timesteps))}", "headline": HEADLINE_BASELINE,
+            "baselines": baselines}
+
+
+def attach_latency_factors(rows: list[ResultRow], report: dict) -> dict[str, list[dict]]:
+    """Every main row's `extra.latency_factors`: the targets, T and factors against each baseline."""
+    summary = comparison_summary(report["baselines"])
+    for row in rows:
+        if row.extra["config"] == "main":
+            row.extra["latency_factors"] = {"baselines": {k: report["baselines"][k]["baseline"] for k in summary},
+                                            "images": report["images"], "headline": HEADLINE_BASELINE, **summary}
+    return summary
+
+
+def prepare_job(params: RmpParams, data: SplitData, seed: int, sweep_rows: list[ResultRow]) -> tuple[RmpJob, torch.nn.Module]:
+    """Load and parse the ANN and fix the test subset (the conversion sweep's images first)."""
+    model, ann_meta = load_ann(data)
+    index, shared = test_subset(data, params.images, sweep_images(sweep_rows), seed)
+    x, y = data.test[0][index], data.test[1][index]
+    return RmpJob(params, data, parse_ann(model), x, y, shared, RowContext.of(data, seed), ann_meta["arch"]), model
 
 
 @cli_main
@@ -131,96 +193,32 @@ def main() -> None:
     common, params = load_section(RmpParams, "rmp")
     data = load_prepared()
     seed_everything(common.seed)
-    model, ann_meta = load_ann(data)
-    parsed = parse_ann(model)
-    x_test, y_test = data.test
-    index = fixed_subset(len(x_test), params.images, common.seed)
-    # the conversion sweep's subset (same seed) first, so both stages' curves share images
-    conversion_rows = [r for r in read_rows(CONVERSION_RESULTS) if r.extra.get("config") == "sweep"]
-    sweep_images = conversion_rows[0].extra["test_images"] if conversion_rows else 0
-    shared = fixed_subset(len(x_test), sweep_images, common.seed) if sweep_images else index[:0]
-    index = torch.cat([shared, index[~torch.isin(index, shared)]])[: max(len(index), len(shared))]
-    x, y = x_test[index], y_test[index]
-    timesteps = powers_of_two(params.timesteps)
-
+    sweep_rows = conversion_sweep_rows(read_rows(paths.CONVERSION_RESULTS))  # the conversion sweep: shared images, percentile baseline
+    job, model = prepare_job(params, data, common.seed, sweep_rows)
     with stage_run("rmp", method="rmp", library="spikebench", dataset=data.dataset, split_hash=data.split_hash, params=params) as run:
         started = time.perf_counter()
-        balanced = balance_thresholds(parsed, data.calibration(params.calibration_size, common.seed), params.balance_timesteps)
-        ann_acc = ann_accuracy_on(model, x, y, {len(x), len(shared)} - {0})
-        rows, curves, shared_curves, evaluations = [], {}, {}, {}
+        job.calibrate(model, run)
+        rows, curves, evaluations = [], {}, {}
         for scale in params.threshold_scales:
-            with child_run(f"rmp-scale{scale:g}", {"threshold_scale": scale}) as child:
-                net = unnormalised_snn(parsed, [t * scale for t in balanced], reset="subtract")
-                evaluation = evaluate_timesteps(net, x, y, timesteps, data.input_shape, params.batch_size, progress=f"rmp scale {scale:g}")
-                for t in evaluation.timesteps:
-                    child.log_metrics({"accuracy": evaluation.accuracy[t]}, step=t)
-                main = scale == params.main_scale
-                extra = {"config": "main" if main else "sweep", "threshold_scale": scale, "balanced_thresholds": balanced,
-                         "balance_timesteps": params.balance_timesteps}
-                headline = {t for t in (32, 64, params.timesteps) if t in evaluation.timesteps} if main else set()
-                scale_rows = snn_rows("rmp", net, evaluation, data, ann_meta, ann_acc, common.seed, (run.run_id, run.experiment_id),
-                                      extra, headline)
-                curves[f"rmp scale {scale:g} ({len(x)} img)"] = evaluation
-                evaluations[scale] = evaluation
-                if len(shared):
-                    shared_curves[scale] = evaluation.subset_accuracy(len(shared))
-                if main:
-                    for t in evaluation.timesteps:
-                        run.log_metrics({"main_accuracy": evaluation.accuracy[t]}, step=t)
-                    save_snn(MODEL_PATH, net, method="rmp", dataset=data.dataset, split_hash=data.split_hash,
-                             input_shape=list(data.input_shape), num_classes=data.num_classes, timesteps=params.hardware_timesteps,
-                             threshold_scale=scale)
-                    for row in scale_rows:
-                        if row.timesteps == params.hardware_timesteps:
-                            row.extra.update({"model_path": MODEL_PATH, "mappable": True})
-                rows += scale_rows
-
-        # Hard-reset (reset-to-zero) baselines on the same images. The factor is read on every T from
-        # 1 to T_max, so it is not limited to powers of two.
-        rmp_steps = evaluations[params.main_scale].every_step_accuracy()
-        report = {"images": len(x), "ann_accuracy": ann_acc[len(x)], "balanced_thresholds": balanced,
-                  "rmp": f"rmp scale {params.main_scale:g}", "rmp_curve": evaluations[params.main_scale].accuracy,
-                  "factor_grid": f"every T from 1 to {max(timesteps)}", "headline": HEADLINE_BASELINE, "baselines": {}}
-        hard_by_scale = {}
-        for key, scale in (("hard_reset_unscaled", 1.0), ("hard_reset_same_thresholds", params.main_scale)):
-            label = BASELINE_LABELS[key].format(scale=scale)
-            if scale not in hard_by_scale:
-                hard_by_scale[scale] = evaluate_timesteps(unnormalised_snn(parsed, [t * scale for t in balanced], reset="zero"), x, y,
-                                                          timesteps, data.input_shape, params.batch_size, progress=label)
-                curves[label] = hard_by_scale[scale]
-            hard = hard_by_scale[scale]
-            report["baselines"][key] = {"baseline": label, "threshold_scale": scale, "curve": hard.accuracy,
-                                        "comparisons": latency_factors(rmp_steps, hard.every_step_accuracy(), ann_acc[len(x)],
-                                                                       params.accuracy_gaps)}
-        # vs the strongest reset-to-zero percentile conversion, on the images both stages share (its rows exist at
-        # powers of two only, so RMP is read on the same grid)
-        zero_rows = [r for r in conversion_rows if r.extra.get("reset") == "zero"]
-        if len(shared) and zero_rows:
-            by_percentile: dict[float, dict[int, float]] = {}
-            for r in zero_rows:
-                by_percentile.setdefault(r.extra["percentile"], {})[r.timesteps] = r.accuracy
-            best_p = max(by_percentile, key=lambda p: sum(by_percentile[p].values()))
-            report["baselines"]["percentile_conversion"] = {
-                "baseline": f"conversion reset=zero p{best_p:g} (results/conversion.json), powers of two", "images": len(shared),
-                "curve": by_percentile[best_p],
-                "comparisons": latency_factors(shared_curves[params.main_scale], by_percentile[best_p],
-                                               ann_acc.get(len(shared), ann_acc[len(x)]), params.accuracy_gaps)}
-        summary = {key: [{"target_accuracy": c["target_accuracy"], "rmp_timesteps": c["rmp_timesteps"],
-                          "baseline_timesteps": c["baseline_timesteps"], "factor": c["factor"]} for c in b["comparisons"]]
-                   for key, b in report["baselines"].items()}
-        for row in rows:
-            if row.extra["config"] == "main":
-                row.extra["latency_factors"] = {"baselines": {k: report["baselines"][k]["baseline"] for k in summary},
-                                                "images": len(x), "headline": HEADLINE_BASELINE, **summary}
-        plot_accuracy_vs_timesteps(curves, ann_acc[len(x)], PLOT_PATH, f"RMP-SNN, {data.dataset}")
-        atomic_write_json(LATENCY_PATH, report)
-        write_rows(RESULTS_PATH, rows)
-        for path in (PLOT_PATH, LATENCY_PATH, RESULTS_PATH):
+            evaluations[scale], scale_rows = run_scale(job, scale, run)
+            curves[f"rmp scale {scale:g} ({len(job.x)} img)"] = evaluations[scale]
+            rows += scale_rows
+        rmp = evaluations[params.main_scale]
+        baselines = hard_reset_baselines(job, rmp, curves)
+        percentile = percentile_conversion_baseline(job, rmp, sweep_rows)
+        if percentile is not None:
+            baselines["percentile_conversion"] = percentile
+        report = latency_report(job, rmp, baselines)
+        summary = attach_latency_factors(rows, report)
+        plot_accuracy_vs_timesteps(curves, report["ann_accuracy"], paths.RMP_PLOT, f"RMP-SNN, {data.dataset}")
+        atomic_write_json(paths.RMP_LATENCY, report)
+        write_rows(paths.RMP_RESULTS, rows)
+        for path in (paths.RMP_PLOT, paths.RMP_LATENCY, paths.RMP_RESULTS):
             run.log_artifact(path)
         seconds = time.perf_counter() - started
         run.log_metrics({"seconds": seconds})
     factors = {key: [c["factor"] and round(c["factor"], 2) for c in comparisons] for key, comparisons in summary.items()}
-    print(f"rmp: thresholds {[round(t, 3) for t in balanced]}; latency factors {factors}; {len(rows)} rows, {seconds:.0f}s")
+    print(f"rmp: thresholds {[round(t, 3) for t in job.balanced]}; latency factors {factors}; {len(rows)} rows, {seconds:.0f}s")
 
 
 if __name__ == "__main__":

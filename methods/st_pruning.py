@@ -18,37 +18,31 @@ baseline ANN's row in results/baseline.json).
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import torch
 from torch import nn
 
-from baselines.models import ArchConfig, build_model
-from baselines.training import EpochStats, accuracy, fit, seed_everything
+from baselines.models import load_ann
+from spikebench import paths
+from spikebench.compression import MethodRows, Schedule, SnnTuning, lower_timesteps, neuron_parameters
 from spikebench.convert import convert
-from spikebench.data import SplitData, check_split_hash, load_prepared
+from spikebench.data import SplitData, load_prepared
 from spikebench.distributed import barrier, init_from_env, rank_zero_output, shutdown
-from spikebench.energy import MacCounter, count_params, energy_joules, footprint_bytes
-from spikebench.errors import DatasetError, ParamsError, cli_main
-from spikebench.io import load_checkpoint, save_checkpoint
+from spikebench.energy import MacCounter, count_params, energy_joules
+from spikebench.errors import ParamsError, cli_main
 from spikebench.params import constraint, load_section, resolve_device
-from spikebench.pca_pruning import SOURCES, LayerSelection, layer_activities, select_channels, slim_model, slim_widths
+from spikebench.pca_pruning import SOURCES, LayerSelection, SpatialSettings, plot_channels, slim_widths, spatial_pruning
 from spikebench.plots import plt, save
-from spikebench.quantize import attach_fake_quantization, bake
-from spikebench.results import ResultRow, read_rows, write_rows
-from spikebench.snn_training import SnnEpochStats, SnnMeasurement, measure_snn, train_snn, trainable
-from spikebench.spiking import RESETS, SURROGATES, SpikingNetwork
-from spikebench.tracking import StageRun, child_run, stage_run
+from spikebench.quantize import quantization_aware_training
+from spikebench.results import Reference, ResultRow, RowContext, load_reference, write_rows
+from spikebench.snn_training import measure_snn, trainable
+from spikebench.spiking import RESETS, SURROGATES, SpikingNetwork, save_snn
+from spikebench.tracking import StageRun, child_run, log_snn_epoch, stage_run
+from spikebench.training import accuracy, seed_everything
 from spikebench.training_state import discard_resume_directory, resume_directory
 
-ANN_PATH = "models/ann.pt"
-BASELINE_RESULTS = "results/baseline.json"
-MODEL_PATH = "models/st_pruning_snn.pt"
-RESULTS_PATH = "results/st_pruning.json"
-PLOT_TIMESTEPS = "reports/st_pruning_accuracy_vs_timesteps.png"
-PLOT_BITS = "reports/st_pruning_accuracy_vs_bits.png"
-PLOT_CHANNELS = "reports/st_pruning_channels.png"
+METHOD = "st_pruning"
 
 
 @dataclass(frozen=True)
@@ -96,91 +90,124 @@ class StPruningParams:
     def final_t(self) -> int:
         return self.final_timesteps if self.final_timesteps is not None else self.timesteps[-1]
 
+    def spatial(self) -> SpatialSettings:
+        return SpatialSettings(self.variance_fraction, self.pca_source, self.calibration_size, self.timesteps[0], self.percentile,
+                               self.ann_epochs, self.ann_lr, self.batch_size * 2)
+
+    def tuning(self, device: str) -> SnnTuning:
+        return SnnTuning(self.batch_size, self.lr, self.threshold_lr, self.train_subset, self.val_subset, device)
+
+    def neuron_options(self) -> dict:
+        """What `trainable` makes learnable, and the surrogate gradient."""
+        return {"learn_threshold": self.learn_threshold, "learn_leak": self.learn_leak, "surrogate": self.surrogate,
+                "surrogate_alpha": self.surrogate_alpha}
+
+
+# --- the phases: each a library call, its rows and its MLflow child run -------------------------
 
 @dataclass
-class Reference:
-    """The unpruned baseline ANN's row: what every SNN row is compared with."""
+class Spatial:
+    """The spatial phase's outcome: the slim ANN, the PCA per layer and its row."""
 
+    slim: nn.Sequential
+    selections: list[LayerSelection]
     accuracy: float
-    energy_j: float
-    params: int
-    arch: str
+    row: ResultRow
 
 
-def load_reference(data: SplitData) -> Reference:
-    rows = [r for r in read_rows(BASELINE_RESULTS) if r.method == "ann" and r.dataset == data.dataset]
-    if not rows:
-        raise DatasetError(f"{BASELINE_RESULTS}: no ANN row for {data.dataset}; run the baseline stage (dvc repro baseline)")
-    row = rows[0]
-    check_split_hash(data.split_hash, row.split_hash, BASELINE_RESULTS)
-    return Reference(row.accuracy, row.energy_per_image_j, row.params, row.arch)
+def spatial_phase(ann: nn.Sequential, ann_meta: dict, data: SplitData, reference: Reference, params: StPruningParams, seed: int,
+                  device: str, run: StageRun, resume: Path) -> tuple[Spatial, MethodRows]:
+    """PCA spatial pruning and the slim ANN's row; the row builder every later row shares."""
+    with child_run("spatial_pruning", tags={"step": "spatial"}) as child:
+        slim, selections = spatial_pruning(ann, data, params.spatial(), seed=seed, device=device, run=child,
+                                           checkpoint=resume / "slim_ann.pt")
+        slim_accuracy = accuracy(slim, data.test)
+        slim_macs = MacCounter(slim).count(data.input_shape)
+        slim_params = count_params(slim)[0]
+        compression = reference.params / slim_params
+        child.log_metrics({"test_accuracy": slim_accuracy, "params": slim_params, "compression": compression})
+    before, after = [s.channels for s in selections], [s.kept for s in selections]
+    shared = {"channels_before": before, "channels_after": after, "compression": round(compression, 2),
+              "variance_fraction": params.variance_fraction, "pca_source": params.pca_source, "reset": params.reset}
+    arch = f"{ann_meta['arch']} {'-'.join(map(str, slim_widths(slim)[:-1]))}"
+    rows = MethodRows(RowContext.of(data, seed, run), reference, METHOD, arch, len(data.test[1]), shared)
+    print(f"st_pruning: channels {before} -> {after}, {reference.params} -> {slim_params} params ({compression:.2f}x), "
+          f"slim ANN test accuracy {slim_accuracy:.4f}")
+    ratio = round(reference.energy_j / energy_joules(slim_macs, 0), 2)
+    row = rows.ann(slim, slim_accuracy, float(slim_macs), extra={"step": "spatial", "config": "slim ANN", "energy_ratio_vs_ann": ratio})
+    return Spatial(slim, selections, slim_accuracy, row), rows
 
 
-def load_ann(data: SplitData) -> tuple[nn.Sequential, dict]:
-    state, meta = load_checkpoint(ANN_PATH)
-    check_split_hash(data.split_hash, meta.get("split_hash", ""), ANN_PATH)
-    model = build_model(ArchConfig.from_meta(meta))
-    model.load_state_dict(state)
-    return model.eval(), meta
+def conversion_phase(slim: nn.Sequential, data: SplitData, params: StPruningParams, seed: int,
+                     rows: MethodRows) -> tuple[SpikingNetwork, ResultRow]:
+    """The slim ANN converted at the first T of the schedule, measured on the test split."""
+    start_t = params.timesteps[0]
+    with child_run(f"conversion_T{start_t}", tags={"step": "conversion"}) as child:
+        snn = convert(slim, data.calibration(params.calibration_size, seed), params.percentile, params.reset)
+        measured = measure_snn(snn, data.test, start_t, data.input_shape, progress="conversion")
+        child.log_metrics({"test_accuracy": measured.accuracy, "energy_uj": measured.energy_j * 1e6})
+    print(f"st_pruning: converted SNN at T={start_t}: {measured.accuracy:.4f}")
+    return snn, rows.snn(snn, measured, start_t, extra={"step": "conversion", "config": "converted", "percentile": params.percentile})
 
 
-def synaptic_params(net: nn.Module) -> tuple[int, int]:
-    """(weights + biases, non-zero ones) of the conv/linear layers (neuron parameters excluded)."""
-    tensors = [p for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear)) for p in (m.weight, m.bias) if p is not None]
-    return sum(t.numel() for t in tensors), sum(int(torch.count_nonzero(t)) for t in tensors)
+def temporal_phase(snn: SpikingNetwork, data: SplitData, params: StPruningParams, seed: int, device: str, run: StageRun,
+                   rows: MethodRows, resume: Path) -> tuple[list[ResultRow], SpikingNetwork, ResultRow]:
+    """Hybrid training at the first T, then T lowered step by step; (rows, SNN at final_t, its row)."""
+    net = trainable(snn, **params.neuron_options())
+    start_t, out, final = params.timesteps[0], [], {}
+
+    def measured_at(child: StageRun, timesteps: int, epochs: int) -> None:
+        measured = measure_snn(net, data.test, timesteps, data.input_shape, progress=f"test T={timesteps}")
+        child.log_metrics({"test_accuracy": measured.accuracy, "spikes_per_image": measured.metrics.spikes,
+                           "synops_per_image": measured.metrics.synops, "energy_uj": measured.energy_j * 1e6})
+        is_final = timesteps == params.final_t
+        out.append(rows.snn(net, measured, timesteps, headline=is_final, extra={
+            "step": "temporal", "config": f"T {start_t}→{timesteps}", "epochs": epochs, **neuron_parameters(net)}))
+        run.log_metrics({"temporal_test_accuracy": measured.accuracy, "temporal_energy_uj": measured.energy_j * 1e6}, step=timesteps)
+        print(f"st_pruning: T={timesteps}: test {measured.accuracy:.4f}, {measured.metrics.spikes:.0f} spikes, "
+              f"{measured.energy_j * 1e6:.3f} uJ/image")
+        if is_final:
+            final.update(net=copy.deepcopy(net), row=out[-1])
+
+    lower_timesteps(net, data, Schedule(params.timesteps, params.first_epochs, params.step_epochs), params.tuning(device), seed=seed,
+                    checkpoints=str(resume / "temporal_"), on_trained=measured_at, desc=METHOD,
+                    run_at=lambda t: child_run(f"temporal_T{t}", tags={"step": "temporal", "timesteps": t}))
+    return out, final["net"], final["row"]  # validate() guarantees final_t is in the schedule
 
 
-class RowMaker:
-    """Builds the stage's result rows with the shared provenance fields filled in."""
-
-    def __init__(self, data: SplitData, reference: Reference, seed: int, run: StageRun, arch: str, extra: dict) -> None:
-        self.data, self.reference, self.seed, self.run, self.arch, self.extra = data, reference, seed, run, arch, extra
-
-    def snn_row(self, net: SpikingNetwork, measured: SnnMeasurement, timesteps: int, bits: int, extra: dict) -> ResultRow:
-        total, nonzero = synaptic_params(net)
-        metrics = measured.metrics
-        return ResultRow(
-            method="st_pruning", library="spikebench", dataset=self.data.dataset, split_hash=self.data.split_hash, arch=self.arch,
-            timesteps=timesteps, accuracy=measured.accuracy, ann_accuracy=self.reference.accuracy,
-            spikes_per_image=metrics.spikes, synops_per_image=metrics.synops, macs_per_image=metrics.macs,
-            energy_per_image_j=metrics.energy_j, params=total, nonzero_params=nonzero, weight_bits=bits, seed=self.seed,
-            mlflow_run_id=self.run.run_id, mlflow_experiment_id=self.run.experiment_id,
-            extra={**self.extra, **metrics.as_extra(), "energy_ratio_vs_ann": round(self.reference.energy_j / metrics.energy_j, 2),
-                   "footprint_bytes": footprint_bytes(net, bits), **extra},
-        )
-
-
-def log_snn_epoch(run: StageRun, offset: int = 0):
-    def log(stats: SnnEpochStats) -> None:
-        metrics = {"train_loss": stats.train_loss, "train_accuracy": stats.train_accuracy, "val_accuracy": stats.val_accuracy,
-                   "epoch_seconds": stats.seconds}
-        metrics.update({f"threshold_{k}": v for k, v in enumerate(stats.thresholds)})
-        run.log_metrics(metrics, step=offset + stats.epoch)
-        print(f"  T={stats.timesteps} epoch {stats.epoch}: loss {stats.train_loss:.4f} val {stats.val_accuracy:.4f} ({stats.seconds:.1f}s)")
-
-    return log
+def quantization_phase(final: SpikingNetwork, data: SplitData, params: StPruningParams, seed: int, device: str, run: StageRun,
+                       rows: MethodRows, resume: Path, rank: int) -> list[ResultRow]:
+    """QAT of the final SNN to each k of `bits`; the export_bits model saved for the hardware flow."""
+    final_t, out = params.final_t, []
+    tuning = replace(params.tuning(device), lr=params.qat_lr, neuron_lr=params.qat_lr)
+    for k in params.bits:
+        with child_run(f"quantize_{k}bit", tags={"step": "quantization", "bits": k}) as child:
+            quantised = trainable(final, **params.neuron_options())
+            scales = quantization_aware_training(quantised, k, data, tuning, timesteps=final_t, epochs=params.qat_epochs,
+                                                 seed=seed + 100 + k, checkpoint=resume / f"qat_{k}bit.pt",
+                                                 on_epoch=log_snn_epoch(child), desc=f"QAT {k}-bit")
+            measured = measure_snn(quantised, data.test, final_t, data.input_shape, progress=f"test {k}-bit")
+            child.log_metrics({"test_accuracy": measured.accuracy, "energy_uj": measured.energy_j * 1e6})
+        exported = k == params.export_bits
+        extra = {"step": "quantization", "config": f"T {params.timesteps[0]}→{final_t}, QAT", "bits": k, "weight_scales": scales}
+        fields = export(quantised, data, final_t, k, scales, rank) if exported else {}
+        out.append(rows.snn(quantised, measured, final_t, weight_bits=k, headline=exported, extra=extra, **fields))
+        run.log_metrics({"quantized_test_accuracy": measured.accuracy}, step=k)
+        print(f"st_pruning: {k}-bit weights at T={final_t}: test {measured.accuracy:.4f}")
+    return out
 
 
-def spatial_pruning(ann: nn.Sequential, data: SplitData, params: StPruningParams, seed: int, device: str,
-                    run: StageRun, resume: Path) -> tuple[nn.Sequential, list[LayerSelection], list[EpochStats]]:
-    """PCA widths, the slim ANN warm-started from the kept channels, brief retraining."""
-    calibration = data.calibration(params.calibration_size, seed)
-    activities = layer_activities(ann, calibration, params.pca_source, timesteps=params.timesteps[0], percentile=params.percentile)
-    selections = select_channels(ann, activities, params.variance_fraction)
-    slim = slim_model(ann, selections, data.input_shape)
-
-    def log(stats: EpochStats) -> None:
-        run.log_metrics({"train_loss": stats.train_loss, "val_accuracy": stats.val_accuracy, "epoch_seconds": stats.seconds}, step=stats.epoch)
-        print(f"  slim ANN epoch {stats.epoch}: loss {stats.train_loss:.4f} val {stats.val_accuracy:.4f} ({stats.seconds:.1f}s)")
-
-    history = []
-    if params.ann_epochs:
-        history = fit(slim, data.train, data.val, epochs=params.ann_epochs, batch_size=params.batch_size * 2, lr=params.ann_lr,
-                      weight_decay=0.0, seed=seed, device=device, on_epoch=log, checkpoint=resume / "slim_ann.pt")
-    return slim.cpu().eval(), selections, history
+def export(net: SpikingNetwork, data: SplitData, timesteps: int, bits: int, scales: list[float], rank: int) -> dict:
+    """Save the SNN per the checkpoint contract (rank 0); its row's mappable/model_path fields."""
+    fields = dict(method=METHOD, dataset=data.dataset, split_hash=data.split_hash, input_shape=list(data.input_shape),
+                  num_classes=data.num_classes, timesteps=timesteps, weight_bits=bits, weight_scales=scales)
+    meta = save_snn(paths.ST_PRUNING_MODEL, net, **fields) if rank == 0 else net.to_checkpoint(**fields)[1]
+    return {"model_path": str(paths.ST_PRUNING_MODEL), "mappable": all(v == 1.0 for v in meta["leaks"])}
 
 
-def plot_timesteps(rows: list[ResultRow], reference: Reference, slim_accuracy: float, path: str) -> None:
+# --- plots ----------------------------------------------------------------------------------------
+
+def plot_timesteps(rows: list[ResultRow], reference: Reference, slim_accuracy: float, path: str | Path) -> None:
     temporal = sorted((r for r in rows if r.extra["step"] in ("conversion", "temporal")), key=lambda r: r.timesteps)
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     for step, marker in (("conversion", "s"), ("temporal", "o")):
@@ -198,7 +225,7 @@ def plot_timesteps(rows: list[ResultRow], reference: Reference, slim_accuracy: f
     save(fig, path)
 
 
-def plot_bits(rows: list[ResultRow], float_row: ResultRow, reference: Reference, path: str) -> None:
+def plot_bits(rows: list[ResultRow], float_row: ResultRow, reference: Reference, path: str | Path) -> None:
     points = sorted((r for r in rows if r.extra["step"] == "quantization"), key=lambda r: r.weight_bits)
     fig, axis = plt.subplots(figsize=(5, 3.6))
     axis.plot([r.weight_bits for r in points], [r.accuracy * 100 for r in points], marker="o", label=f"SNN, T={float_row.timesteps}, k-bit weights")
@@ -210,135 +237,30 @@ def plot_bits(rows: list[ResultRow], float_row: ResultRow, reference: Reference,
     save(fig, path)
 
 
-def plot_channels(selections: list[LayerSelection], fraction: float, path: str) -> None:
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
-    names = [f"{s.kind} {k + 1}" for k, s in enumerate(selections)]
-    positions = range(len(selections))
-    left.bar([p - 0.2 for p in positions], [s.channels for s in selections], width=0.4, label="baseline")
-    left.bar([p + 0.2 for p in positions], [s.kept for s in selections], width=0.4, label="after PCA")
-    left.set_xticks(list(positions), labels=names)
-    left.set(ylabel="channels / neurons", title="spatial pruning")
-    left.legend()
-    for name, s in zip(names, selections, strict=True):
-        right.plot(range(1, len(s.explained) + 1), s.explained, label=name)
-    right.axhline(fraction, color="k", ls="--", label=f"fraction {fraction}")
-    right.set(xscale="log", xlabel="principal components", ylabel="cumulative explained variance", title="PCA of layer activity")
-    right.legend(fontsize=7)
-    save(fig, path)
+# --- the stage ------------------------------------------------------------------------------------
 
-
-def run_stage(common_seed: int, params: StPruningParams, device: str, rank: int = 0) -> list[ResultRow]:
+def run_stage(seed: int, params: StPruningParams, device: str, rank: int = 0) -> list[ResultRow]:
     """The stage's rows; under torchrun every process computes them and rank 0 alone writes them."""
     data = load_prepared()
-    reference = load_reference(data)
+    reference = load_reference(paths.BASELINE_RESULTS, data.dataset, data.split_hash)
     ann, ann_meta = load_ann(data)
-    seed_everything(common_seed)
-    input_shape = data.input_shape
-    rows: list[ResultRow] = []
+    seed_everything(seed)
     # every training loop checkpoints each epoch here; a rerun after an interruption resumes
-    resume = resume_directory("st_pruning", asdict(params), data.split_hash, common_seed, device, inputs=[ANN_PATH])
-    with stage_run("st_pruning", method="st_pruning", library="spikebench", dataset=data.dataset, split_hash=data.split_hash,
+    resume = resume_directory(METHOD, asdict(params), data.split_hash, seed, device, inputs=[paths.ANN_MODEL])
+    with stage_run(METHOD, method=METHOD, library="spikebench", dataset=data.dataset, split_hash=data.split_hash,
                    params=params, enabled=rank == 0) as run:
-        # 1. spatial pruning
-        with child_run("spatial_pruning", tags={"step": "spatial"}) as child:
-            slim, selections, _ = spatial_pruning(ann, data, params, common_seed, device, child, resume)
-            slim_accuracy = accuracy(slim, data.test)
-            slim_macs = MacCounter(slim).count(input_shape)
-            slim_params, slim_nonzero = count_params(slim)
-            before = [s.channels for s in selections]
-            after = [s.kept for s in selections]
-            compression = reference.params / slim_params
-            child.log_metrics({"test_accuracy": slim_accuracy, "params": slim_params, "compression": compression})
-        widths = slim_widths(slim)
-        arch = f"{ann_meta['arch']} {'-'.join(map(str, widths[:-1]))}"
-        shared = {"channels_before": before, "channels_after": after, "compression": round(compression, 2),
-                  "variance_fraction": params.variance_fraction, "pca_source": params.pca_source, "reset": params.reset}
-        maker = RowMaker(data, reference, common_seed, run, arch, shared)
-        print(f"st_pruning: channels {before} -> {after}, {reference.params} -> {slim_params} params ({compression:.2f}x), "
-              f"slim ANN test accuracy {slim_accuracy:.4f}")
-        rows.append(ResultRow(
-            method="st_pruning", library="torch", dataset=data.dataset, split_hash=data.split_hash, arch=arch, timesteps=0,
-            accuracy=slim_accuracy, ann_accuracy=reference.accuracy, spikes_per_image=0.0, synops_per_image=0.0,
-            macs_per_image=float(slim_macs), energy_per_image_j=energy_joules(slim_macs, 0), params=slim_params,
-            nonzero_params=slim_nonzero, weight_bits=32, seed=common_seed, mlflow_run_id=run.run_id,
-            mlflow_experiment_id=run.experiment_id,
-            extra={**shared, "step": "spatial", "config": "slim ANN", "leaderboard": False,
-                   "energy_ratio_vs_ann": round(reference.energy_j / energy_joules(slim_macs, 0), 2)},
-        ))
-
-        # 2. conversion at the first T of the schedule
-        start_t = params.timesteps[0]
-        with child_run(f"conversion_T{start_t}", tags={"step": "conversion"}) as child:
-            calibration = data.calibration(params.calibration_size, common_seed)
-            snn = convert(slim, calibration, params.percentile, params.reset)
-            measured = measure_snn(snn, data.test, start_t, input_shape, progress="conversion")
-            child.log_metrics({"test_accuracy": measured.accuracy, "energy_uj": measured.energy_j * 1e6})
-        rows.append(maker.snn_row(snn, measured, start_t, 32, {"step": "conversion", "config": "converted", "leaderboard": False,
-                                                               "percentile": params.percentile}))
-        print(f"st_pruning: converted SNN at T={start_t}: {measured.accuracy:.4f}")
-
-        # 3. hybrid training at T_start, then temporal pruning step by step
-        net = trainable(snn, learn_threshold=params.learn_threshold, learn_leak=params.learn_leak,
-                        surrogate=params.surrogate, surrogate_alpha=params.surrogate_alpha)
-        final: SpikingNetwork | None = None
-        float_row: ResultRow | None = None
-        for step, timesteps in enumerate(params.timesteps):
-            epochs = params.first_epochs if step == 0 else params.step_epochs
-            with child_run(f"temporal_T{timesteps}", tags={"step": "temporal", "timesteps": timesteps}) as child:
-                train_snn(net, data.train, data.val, timesteps=timesteps, epochs=epochs, batch_size=params.batch_size, lr=params.lr,
-                          neuron_lr=params.threshold_lr, seed=common_seed + step, train_subset=params.train_subset, val_subset=params.val_subset, device=device,
-                          on_epoch=log_snn_epoch(child), desc="st_pruning", checkpoint=resume / f"temporal_T{timesteps}.pt")
-                measured = measure_snn(net, data.test, timesteps, input_shape, progress=f"test T={timesteps}")
-                child.log_metrics({"test_accuracy": measured.accuracy, "spikes_per_image": measured.metrics.spikes,
-                                   "synops_per_image": measured.metrics.synops, "energy_uj": measured.energy_j * 1e6})
-            is_final = timesteps == params.final_t
-            row = maker.snn_row(net, measured, timesteps, 32, {"step": "temporal", "config": f"T {start_t}→{timesteps}", "epochs": epochs,
-                                                               "thresholds": [round(float(t), 4) for t in net.thresholds.detach()],
-                                                               "leaks": [round(float(v), 4) for v in net.leaks.detach()],
-                                                               "leaderboard": is_final})
-            rows.append(row)
-            run.log_metrics({"temporal_test_accuracy": measured.accuracy, "temporal_energy_uj": measured.energy_j * 1e6}, step=timesteps)
-            print(f"st_pruning: T={timesteps}: test {measured.accuracy:.4f}, {measured.metrics.spikes:.0f} spikes, "
-                  f"{measured.energy_j * 1e6:.3f} uJ/image")
-            if is_final:
-                final, float_row = copy.deepcopy(net), row
-
-        # 4. quantisation-aware fine-tuning of the final SNN to k bits
-        assert final is not None and float_row is not None  # validate() guarantees final_t is in the schedule
-        final_t = params.final_t
-        for k in params.bits:
-            with child_run(f"quantize_{k}bit", tags={"step": "quantization", "bits": k}) as child:
-                quantised = trainable(final, learn_threshold=params.learn_threshold, learn_leak=params.learn_leak,
-                                      surrogate=params.surrogate, surrogate_alpha=params.surrogate_alpha)
-                attach_fake_quantization(quantised, k)
-                train_snn(quantised, data.train, data.val, timesteps=final_t, epochs=params.qat_epochs, batch_size=params.batch_size,
-                          lr=params.qat_lr, neuron_lr=params.qat_lr, seed=common_seed + 100 + k, train_subset=params.train_subset, val_subset=params.val_subset,
-                          device=device, on_epoch=log_snn_epoch(child), desc=f"QAT {k}-bit", checkpoint=resume / f"qat_{k}bit.pt")
-                scales = bake(quantised.cpu(), k)
-                measured = measure_snn(quantised, data.test, final_t, input_shape, progress=f"test {k}-bit")
-                child.log_metrics({"test_accuracy": measured.accuracy, "energy_uj": measured.energy_j * 1e6})
-            exported = k == params.export_bits
-            extra = {"step": "quantization", "config": f"T {start_t}→{final_t}, QAT", "bits": k, "weight_scales": scales,
-                     "leaderboard": exported}
-            if exported:
-                state, meta = quantised.to_checkpoint(method="st_pruning", dataset=data.dataset, split_hash=data.split_hash,
-                                                      input_shape=list(input_shape), num_classes=data.num_classes, timesteps=final_t,
-                                                      weight_bits=k, weight_scales=scales)
-                if rank == 0:
-                    save_checkpoint(MODEL_PATH, state, meta)
-                extra.update({"model_path": MODEL_PATH, "mappable": all(v == 1.0 for v in meta["leaks"])})
-            rows.append(maker.snn_row(quantised, measured, final_t, k, extra))
-            run.log_metrics({"quantized_test_accuracy": measured.accuracy}, step=k)
-            print(f"st_pruning: {k}-bit weights at T={final_t}: test {measured.accuracy:.4f}")
-
+        spatial, row_maker = spatial_phase(ann, ann_meta, data, reference, params, seed, device, run, resume)
+        snn, converted = conversion_phase(spatial.slim, data, params, seed, row_maker)
+        temporal, final, float_row = temporal_phase(snn, data, params, seed, device, run, row_maker, resume)
+        rows = [spatial.row, converted, *temporal, *quantization_phase(final, data, params, seed, device, run, row_maker, resume, rank)]
         if rank == 0:
-            plot_channels(selections, params.variance_fraction, PLOT_CHANNELS)
-            plot_timesteps(rows, reference, slim_accuracy, PLOT_TIMESTEPS)
-            plot_bits(rows, float_row, reference, PLOT_BITS)
-            for path in (PLOT_CHANNELS, PLOT_TIMESTEPS, PLOT_BITS):
+            plot_channels(spatial.selections, params.variance_fraction, paths.ST_PRUNING_CHANNELS_PLOT)
+            plot_timesteps(rows, reference, spatial.accuracy, paths.ST_PRUNING_TIMESTEPS_PLOT)
+            plot_bits(rows, float_row, reference, paths.ST_PRUNING_BITS_PLOT)
+            for path in (paths.ST_PRUNING_CHANNELS_PLOT, paths.ST_PRUNING_TIMESTEPS_PLOT, paths.ST_PRUNING_BITS_PLOT):
                 run.log_artifact(path, "plots")
-            run.log_artifact(MODEL_PATH, "model")
-            write_rows(RESULTS_PATH, rows)
+            run.log_artifact(paths.ST_PRUNING_MODEL, "model")
+            write_rows(paths.ST_PRUNING_RESULTS, rows)
     barrier()  # under torchrun, no process still reads a checkpoint when rank 0 deletes them
     if rank == 0:
         discard_resume_directory(resume)
@@ -347,14 +269,12 @@ def run_stage(common_seed: int, params: StPruningParams, device: str, rank: int 
 
 @cli_main
 def main() -> None:
-    common, params = load_section(StPruningParams, "st_pruning")
+    common, params = load_section(StPruningParams, METHOD)
     device = resolve_device(common.device)
     rank, _ = init_from_env(device)  # under torchrun: data-parallel training (spikebench.distributed)
     with rank_zero_output(rank):
-        rows = run_stage(common.seed, params, device, rank)
-        headline = [r for r in rows if r.extra.get("model_path")]
-        for row in headline:
-            print(f"st_pruning: exported {row.extra['model_path']}: {row.weight_bits}-bit, T={row.timesteps}, accuracy {row.accuracy:.4f} "
+        for row in (r for r in run_stage(common.seed, params, device, rank) if r.model_path):
+            print(f"st_pruning: exported {row.model_path}: {row.weight_bits}-bit, T={row.timesteps}, accuracy {row.accuracy:.4f} "
                   f"(ANN {row.ann_accuracy:.4f}), {row.extra['compression']}x fewer params, {row.extra['energy_ratio_vs_ann']}x less energy")
     shutdown()
 

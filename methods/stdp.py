@@ -9,7 +9,7 @@ The readout max-pools the last layer's final potentials over a g x g grid (g=1 i
 paper's global pooling), standardises them and trains scikit-learn's LinearSVC
 (primal, `dual=False`: n_samples >> n_features) on (a recorded subset of) the training
 split; accuracy is measured on the test split. A control runs the same SVM on the same
-architecture with its initial random weights (row `extra.control = "random"`).
+architecture with its initial random weights (row `extra.control = "random"`, not a headline row).
 
 Energy (45 nm op model): the DoG filter is a dense analog convolution of the image (one
 k x k kernel per pixel; ON and OFF are the two signs of the same response) and the SVM is
@@ -22,37 +22,30 @@ the last layer integrates without firing.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
-import warnings
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 
-from baselines.training import seed_everything
+from spikebench import paths
 from spikebench.data import SplitData, load_prepared
-from spikebench.energy import energy_joules
-from spikebench.errors import DatasetError, ParamsError, cli_main
+from spikebench.errors import ParamsError, cli_main
 from spikebench.params import constraint, load_section
-from spikebench.plots import plt, save
-from spikebench.results import ResultRow, write_rows
-from spikebench.stdp import (
-    ActivityCounts,
+from spikebench.plots import plot_stdp_accuracy, plot_stdp_convergence, plot_stdp_kernels
+from spikebench.results import ResultRow, RowContext, write_rows
+from spikebench.stdp_learning import (
     InputSpec,
     LayerSpec,
     LayerTrainingLog,
     LearningRate,
     STDPNetwork,
-    extract_features,
     train_layer,
     warn_silent_layers,
 )
+from spikebench.stdp_readout import Readout, ReadoutSetup, config_name, evaluate_readouts, require_grey_images
 from spikebench.tracking import stage_run
-
-RESULTS_PATH = "results/stdp.json"
-CONVERGENCE_PLOT = "reports/stdp_convergence.png"
-KERNELS_PLOT = "reports/stdp_conv1_kernels.png"
-ACCURACY_PLOT = "reports/stdp_accuracy.png"
+from spikebench.training import seed_everything
 
 
 @dataclass(frozen=True)
@@ -107,152 +100,92 @@ class StdpParams:
         parts = [f"conv{c}k{k}t{t:g}" + (f"-pool{p}" if p > 1 else "") for c, k, t, p in layers]
         return f"stdp-dog{self.dog_size}-" + "-".join(parts)
 
+    def readout_setup(self) -> ReadoutSetup:
+        return ReadoutSetup(self.pooling, self.inference_inhibition, self.batch_size, self.svm_c, self.dog_size)
 
-def grey_images(data: SplitData) -> None:
-    if data.input_shape[0] != 1:
-        raise DatasetError(
-            f"stdp: dataset {data.dataset} has {data.input_shape[0]} channels; the STDP network needs grey images (fashion_mnist, mnist, digits)"
+
+def train_layers(network: STDPNetwork, params: StdpParams, images: torch.Tensor, order: torch.Tensor, run) -> list[LayerTrainingLog]:
+    """STDP on each conv layer in turn, on the first `train_images[l]` images of the seeded order."""
+    rate = LearningRate(params.a_plus, params.a_minus, params.a_plus_max, params.double_every)
+    logs = []
+    for index, limit in enumerate(params.train_images):
+        log = train_layer(
+            network, index, images[order[:limit]], rate, limit, params.stop_convergence, inhibit_input=params.train_inhibition,
+            on_log=lambda i, seen, c: run.log_metrics({f"conv{i + 1}_convergence": c}, step=seen),
         )
+        logs.append(log)
+        print(f"stdp: conv{index + 1} learned on {log.images} images, C={log.curve[-1][1]:.4f} ({log.stopped_by})")
+    return logs
 
 
-def fit_svm(train: torch.Tensor, labels: torch.Tensor, c: float):
-    """Standardised features -> scikit-learn LinearSVC (primal; squared hinge, L2, one-vs-rest)."""
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import LinearSVC
-
-    model = make_pipeline(StandardScaler(), LinearSVC(C=c, dual=False, tol=1e-3))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=UserWarning)  # liblinear's convergence note; accuracy is what is measured
-        model.fit(train.numpy().astype(np.float64), labels.numpy())
-    return model
-
-
-def svm_accuracy(model, features: torch.Tensor, labels: torch.Tensor) -> float:
-    return float((model.predict(features.numpy().astype(np.float64)) == labels.numpy()).mean())
+def readout_row(context: RowContext, params: StdpParams, readout: Readout, logs: list[LayerTrainingLog], detail: dict,
+                svm_images: int, test_images: int) -> ResultRow:
+    """The row of one readout; only the STDP network at the first pooling grid is a headline row."""
+    extra = {"pooling": "global" if readout.grid == 1 else f"{readout.grid}x{readout.grid}", "svm_c": params.svm_c,
+             "svm_train_images": svm_images, "features": readout.features, "train_images": [log.images for log in logs],
+             "convergence": [round(log.curve[-1][1], 5) for log in logs], "readout": "sklearn LinearSVC(dual=False)",
+             "inference_inhibition": params.inference_inhibition, **detail}
+    if readout.network == "random":
+        extra["control"] = "random"
+    headline = readout.network == "stdp" and readout.grid == params.pooling[0]
+    return context.row("stdp", "spikebench", params.arch(), timesteps=params.timesteps, accuracy=readout.accuracy,
+                       test_images=test_images, ann_accuracy=None, ops=readout.ops, params=(readout.params, readout.params),
+                       weight_bits=32, headline=headline, extra=extra)
 
 
-def plot_convergence(logs: list[LayerTrainingLog], threshold: float, path: str) -> None:
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for log in logs:
-        images, values = zip(*log.curve, strict=True)
-        ax.plot(images, values, marker=".", label=f"conv{log.layer} ({log.stopped_by})")
-    ax.axhline(threshold, color="grey", linestyle="--", linewidth=1, label="stop")
-    ax.set(xlabel="training images", ylabel="C = mean w(1-w)", title="STDP convergence per layer")
-    ax.legend()
-    save(fig, path)
-
-
-def plot_kernels(weight: torch.Tensor, path: str) -> None:
-    """First-layer features: ON minus OFF weights of each map (white: ON-centre preferred)."""
-    maps = (weight[:, 0] - weight[:, 1]).numpy()
-    cols = min(10, len(maps))
-    rows = (len(maps) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.9, rows * 0.9), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, kernel in zip(axes.flat, maps, strict=False):
-        ax.imshow(kernel, cmap="gray", vmin=-1, vmax=1)
-    fig.suptitle("conv1 kernels learned by STDP (ON - OFF)")
-    save(fig, path)
-
-
-def plot_accuracy(results: dict[str, float], path: str) -> None:
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    labels = list(results)
-    ax.bar(labels, [results[k] * 100 for k in labels], color=["tab:blue" if "random" not in k else "tab:grey" for k in labels])
-    for i, k in enumerate(labels):
-        ax.text(i, results[k] * 100 + 0.5, f"{results[k] * 100:.1f}", ha="center", fontsize=8)
-    ax.set(ylabel="test accuracy (%)", title="STDP features + linear SVM", ylim=(0, 100))
-    save(fig, path)
-
-
-def config_name(network: str, grid: int) -> str:
-    return f"{network} {grid}x{grid}" if grid > 1 else f"{network} global"
-
-
-def activity(counts: ActivityCounts) -> tuple[float, float, dict]:
-    spikes, synops = counts.per_image("spikes"), counts.per_image("synops")
-    detail = {"spikes_per_layer": {k: round(v, 1) for k, v in spikes.items()}, "synops_per_layer": {k: round(v, 1) for k, v in synops.items()}}
-    return sum(spikes.values()), sum(synops.values()), detail
+def read_out(networks: dict[str, tuple[STDPNetwork, list[int]]], params: StdpParams, data: SplitData, svm_index: torch.Tensor,
+             logs: list[LayerTrainingLog], context: RowContext, run) -> tuple[list[ResultRow], dict[str, float], list[str]]:
+    """Every network's readouts (grids per network) as rows; returns the rows, accuracy per label and the silent layers."""
+    x_train, y_train = data.train
+    rows, accuracies, silent = [], {}, []
+    for name, (net, grids) in networks.items():
+        setup = dataclasses.replace(params.readout_setup(), grids=grids)
+        readouts, counts, detail = evaluate_readouts(name, net, setup, (x_train[svm_index], y_train[svm_index]), data.test,
+                                                     data.num_classes)
+        if name == "stdp":
+            silent = warn_silent_layers(counts, params.layer_specs())
+        for readout in readouts:
+            rows.append(readout_row(context, params, readout, logs, detail, len(svm_index), len(data.test[1])))
+            accuracies[readout.label] = readout.accuracy
+            key = readout.label.replace(" ", "_")
+            ops = readout.ops
+            run.log_metrics({f"{key}_accuracy": readout.accuracy, f"{key}_spikes_per_image": ops.spikes,
+                             f"{key}_synops_per_image": ops.synops})
+            print(f"stdp: {readout.label}: test accuracy {readout.accuracy:.4f}, {ops.spikes:.0f} spikes/image, "
+                  f"{ops.synops:.3g} SOPs/image")
+    return rows, accuracies, silent
 
 
 @cli_main
 def main() -> None:
     common, params = load_section(StdpParams, "stdp")
     data = load_prepared()
-    grey_images(data)
+    require_grey_images(data)
     seed_everything(common.seed)
-    layers = params.layer_specs()
-    network = STDPNetwork(params.input_spec(), layers, seed=common.seed)
+    network = STDPNetwork(params.input_spec(), params.layer_specs(), seed=common.seed)
     control = copy.deepcopy(network)  # the untrained network: same architecture, its initial random weights
-    rate = LearningRate(params.a_plus, params.a_minus, params.a_plus_max, params.double_every)
-    x_train, y_train = data.train
-    x_test, y_test = data.test
+    x_train = data.train[0]
     order = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(common.seed))
-    n_svm = len(x_train) if params.svm_train_images == 0 else min(params.svm_train_images, len(x_train))
-    svm_index = order[:n_svm]
+    svm_index = order[: len(x_train) if params.svm_train_images == 0 else min(params.svm_train_images, len(x_train))]
     started = time.perf_counter()
 
     with stage_run("stdp", method="stdp", library="spikebench", dataset=data.dataset, split_hash=data.split_hash, params=asdict(params)) as run:
-        logs = []
-        for index, limit in enumerate(params.train_images):
-            images = x_train[order[:limit]]
-            log = train_layer(
-                network, index, images, rate, limit, params.stop_convergence, inhibit_input=params.train_inhibition,
-                on_log=lambda i, seen, c: run.log_metrics({f"conv{i + 1}_convergence": c}, step=seen),
-            )
-            logs.append(log)
-            print(f"stdp: conv{index + 1} learned on {log.images} images, C={log.curve[-1][1]:.4f} ({log.stopped_by})")
+        logs = train_layers(network, params, x_train, order, run)
         train_seconds = time.perf_counter() - started
-        plot_convergence(logs, params.stop_convergence, CONVERGENCE_PLOT)
-        plot_kernels(network.weights[0], KERNELS_PLOT)
-
+        plot_stdp_convergence(logs, params.stop_convergence, paths.STDP_CONVERGENCE_PLOT)
+        plot_stdp_kernels(network.weights[0], paths.STDP_KERNELS_PLOT)
         headline = params.pooling[0]
-        accuracies: dict[str, float] = {}
-        rows: list[ResultRow] = []
-        for name, net, grids in (("stdp", network, params.pooling), ("random", control, [headline])):
-            train_features, _ = extract_features(net, x_train[svm_index], grids, params.inference_inhibition, params.batch_size, f"{name} features train")
-            test_features, counts = extract_features(net, x_test, grids, params.inference_inhibition, params.batch_size, f"{name} features test")
-            if name == "stdp":
-                silent = warn_silent_layers(counts, layers)
-            spikes, synops, detail = activity(counts)
-            dog_macs = float(np.prod(data.input_shape[1:]) * params.dog_size**2)
-            for grid in grids:
-                svm = fit_svm(train_features[grid], y_train[svm_index], params.svm_c)
-                accuracy = svm_accuracy(svm, test_features[grid], y_test)
-                label = config_name(name, grid)
-                accuracies[label] = accuracy
-                n_features = train_features[grid].shape[1]
-                macs = dog_macs + n_features * data.num_classes
-                n_params = net.parameter_count() + (n_features + 1) * data.num_classes
-                extra = {"pooling": "global" if grid == 1 else f"{grid}x{grid}", "svm_c": params.svm_c, "svm_train_images": n_svm,
-                         "features": n_features, "train_images": [log.images for log in logs],
-                         "convergence": [round(log.curve[-1][1], 5) for log in logs], "readout": "sklearn LinearSVC(dual=False)",
-                         "inference_inhibition": params.inference_inhibition, **detail}
-                if name == "random":
-                    extra["control"] = "random"
-                if name == "random" or grid != headline:
-                    extra["leaderboard"] = False
-                rows.append(ResultRow(
-                    method="stdp", library="spikebench", dataset=data.dataset, split_hash=data.split_hash, arch=params.arch(),
-                    timesteps=params.timesteps, accuracy=accuracy, ann_accuracy=None, spikes_per_image=spikes,
-                    synops_per_image=synops, macs_per_image=macs, energy_per_image_j=energy_joules(macs, synops),
-                    params=n_params, nonzero_params=n_params, weight_bits=32, seed=common.seed,
-                    mlflow_run_id=run.run_id, mlflow_experiment_id=run.experiment_id, extra=extra,
-                ))
-                key = label.replace(" ", "_")
-                run.log_metrics({f"{key}_accuracy": accuracy, f"{key}_spikes_per_image": spikes, f"{key}_synops_per_image": synops})
-                print(f"stdp: {label}: test accuracy {accuracy:.4f}, {spikes:.0f} spikes/image, {synops:.3g} SOPs/image")
+        rows, accuracies, silent = read_out({"stdp": (network, params.pooling), "random": (control, [headline])}, params, data,
+                                            svm_index, logs, RowContext.of(data, common.seed, run), run)
         gap = accuracies[config_name("stdp", headline)] - accuracies[config_name("random", headline)]
         seconds = time.perf_counter() - started
         run.log_metrics({"stdp_minus_random": gap, "train_seconds": train_seconds, "silent_layers": len(silent), "seconds": seconds})
         for row in rows:
             row.extra["stage_seconds"] = round(seconds, 1)
-        plot_accuracy(accuracies, ACCURACY_PLOT)
-        for path in (CONVERGENCE_PLOT, KERNELS_PLOT, ACCURACY_PLOT):
+        plot_stdp_accuracy(accuracies, paths.STDP_ACCURACY_PLOT)
+        for path in (paths.STDP_CONVERGENCE_PLOT, paths.STDP_KERNELS_PLOT, paths.STDP_ACCURACY_PLOT):
             run.log_artifact(path, "reports")
-        write_rows(RESULTS_PATH, rows)
+        write_rows(paths.STDP_RESULTS, rows)
     print(f"stdp: STDP beats the random-weight control by {gap * 100:.1f} points; stage took {seconds:.0f}s")
 
 

@@ -17,12 +17,13 @@
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from spikebench.errors import DatasetError, ModelError
+from spikebench.errors import DatasetError, ModelError, ParamsError
 from spikebench.spiking import SpikingNetwork, layer_spec
 
 PERCENTILES = (99.0, 99.9, 99.99, 100.0)
@@ -247,6 +248,45 @@ def convert(model: nn.Module, calibration: torch.Tensor, percentile: float = 99.
     return normalised_snn(parsed, scales, reset)
 
 
+# --- spike-based threshold balancing (Sengupta et al. 2019; RMP-SNN, Han et al. 2020) ---
+
+def _truncated(net: SpikingNetwork, k: int) -> SpikingNetwork:
+    """`net` up to synaptic layer k, which becomes a non-spiking read-out of its input current."""
+    end = net.synaptic[k]
+    head = SpikingNetwork(net.specs[: end + 1], net.threshold_list()[:k] + [None], reset=net.reset)
+    head.layers.load_state_dict(net.layers[: end + 1].state_dict())
+    return head.eval()
+
+
+@torch.no_grad()
+def balance_thresholds(parsed: ParsedAnn, calibration: torch.Tensor, timesteps: int, batch_size: int = 256) -> list[float]:
+    """Threshold balancing on the spiking network, one layer after the other.
+
+    With the thresholds of the earlier layers fixed, the soft-reset SNN runs `timesteps`
+    steps on the calibration images and layer l's threshold becomes the largest synaptic
+    input current (weighted spikes + bias) any of its neurons receives at any step.
+    """
+    n_hidden = len(parsed.synaptic) - 1
+    thresholds = [1.0] * n_hidden
+    for k in range(n_hidden):
+        head = _truncated(unnormalised_snn(parsed, thresholds, reset="subtract"), k)
+        peak = torch.tensor(-math.inf)
+
+        def record(layer: int, current: torch.Tensor, k: int = k) -> None:
+            nonlocal peak
+            if layer == k:
+                peak = torch.maximum(peak, current.max())
+
+        for start in range(0, len(calibration), batch_size):
+            steps = 1 if k == 0 else timesteps  # the first layer's current is constant
+            head(calibration[start : start + batch_size], steps, current_hook=record)
+        if not torch.isfinite(peak) or peak <= 0:
+            raise ParamsError(f"rmp: layer {parsed.synaptic[k]} receives no positive input current during balancing; "
+                              "raise rmp.balance_timesteps or rmp.calibration_size")
+        thresholds[k] = float(peak)
+    return thresholds
+
+
 # --- evaluation shared by the conversion-style methods ---------------------------------
 
 def powers_of_two(limit: int) -> list[int]:
@@ -261,6 +301,27 @@ def fixed_subset(total: int, size: int, seed: int) -> torch.Tensor:
         return torch.arange(total)
     generator = torch.Generator().manual_seed(seed)
     return torch.randperm(total, generator=generator)[:size].sort().values
+
+
+def main_and_sweep_order(total: int, seed: int, sweep_images: int, main_images: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(main order, sweep subset) of a test split of `total` images, both fixed by `seed`.
+
+    The sweep subset is `fixed_subset(total, sweep_images, seed)`; the main order is that
+    subset first, then the rest of the split in a seeded random order, cut to `main_images`
+    (0: all of it; never fewer than the sweep's), so the sweep's curves are comparable
+    with the main run's first images.
+    """
+    order = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
+    sweep = fixed_subset(total, sweep_images, seed)
+    main = torch.cat([sweep, order[~torch.isin(order, sweep)]])
+    if main_images:
+        main = main[: max(main_images, len(sweep))]
+    return main, sweep
+
+
+def shared_first(index: torch.Tensor, shared: torch.Tensor) -> torch.Tensor:
+    """`index` reordered to start with `shared` (added if missing), as long as the longer of the two."""
+    return torch.cat([shared, index[~torch.isin(index, shared)]])[: max(len(index), len(shared))]
 
 
 @dataclass

@@ -10,7 +10,8 @@ batch up to float summation order. Train metrics are summed across processes
 The gradients are all-reduced explicitly rather than by wrapping the model in
 DistributedDataParallel: the SNN loop trains one network at several T in turn, its forward
 returns a `SimulationResult`, and method hooks (masking gradients) must see the averaged
-gradients; one explicit collective per step serves the ANN and the SNN loops alike.
+gradients; one explicit collective per step serves every model the one loop
+(`spikebench.training.train_epochs`) trains.
 
 Without a process group (a plain `python -m ...`) every helper is a no-op, so the
 single-process path is exactly the code path of a run that never heard of torchrun.

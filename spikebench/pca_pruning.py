@@ -15,19 +15,23 @@ Activity sources:
 PCA gives a count, not a choice of channels. To warm-start the slim ANN, each layer
 keeps the channels with the largest mean squared activity (the ones that carry the
 most signal energy) and copies their weights (input and output side); the slim ANN is
-then retrained briefly.
+then retrained briefly (`spatial_pruning` runs the whole phase; `plot_channels` draws it).
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from spikebench.convert import activation_scales, normalised_snn, parse_ann
 from spikebench.errors import ModelError, ParamsError
+from spikebench.plots import plt, save
+from spikebench.training import fit
 
 SOURCES = ("snn", "ann")
 
@@ -191,3 +195,56 @@ def _slice_batchnorm(bn: nn.Module, keep: list[int]) -> nn.Module:
 def slim_widths(model: nn.Sequential) -> list[int]:
     """Output width of every conv/linear layer, in order."""
     return [m.out_channels if isinstance(m, nn.Conv2d) else m.out_features for m in model if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+@dataclass(frozen=True)
+class SpatialSettings:
+    """The spatial-pruning phase: PCA on `calibration_size` training images (activity `source`,
+    the SNN's at `timesteps` with `percentile` normalisation), then `epochs` of retraining."""
+
+    fraction: float
+    source: str
+    calibration_size: int
+    timesteps: int
+    percentile: float
+    epochs: int
+    lr: float
+    batch_size: int
+
+
+def spatial_pruning(ann: nn.Sequential, data: Any, settings: SpatialSettings, *, seed: int, device: str, run: Any,
+                    checkpoint: Path) -> tuple[nn.Sequential, list[LayerSelection]]:
+    """PCA widths, the slim ANN warm-started from the kept channels, brief retraining (resumable
+    from `checkpoint`, epochs logged to `run`); the slim ANN in eval mode on the CPU."""
+
+    calibration = data.calibration(settings.calibration_size, seed)
+    activities = layer_activities(ann, calibration, settings.source, timesteps=settings.timesteps, percentile=settings.percentile)
+    selections = select_channels(ann, activities, settings.fraction)
+    slim = slim_model(ann, selections, data.input_shape)
+
+    def log(stats: Any) -> None:
+        run.log_metrics({"train_loss": stats.train_loss, "val_accuracy": stats.val_accuracy, "epoch_seconds": stats.seconds}, step=stats.epoch)
+        print(f"  slim ANN epoch {stats.epoch}: loss {stats.train_loss:.4f} val {stats.val_accuracy:.4f} ({stats.seconds:.1f}s)")
+
+    if settings.epochs:
+        fit(slim, data.train, data.val, epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr, weight_decay=0.0,
+            seed=seed, device=device, on_epoch=log, checkpoint=checkpoint)
+    return slim.cpu().eval(), selections
+
+
+def plot_channels(selections: list[LayerSelection], fraction: float, path: str | Path) -> None:
+    """Widths before/after pruning and each layer's cumulative explained variance."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    names = [f"{s.kind} {k + 1}" for k, s in enumerate(selections)]
+    positions = range(len(selections))
+    left.bar([p - 0.2 for p in positions], [s.channels for s in selections], width=0.4, label="baseline")
+    left.bar([p + 0.2 for p in positions], [s.kept for s in selections], width=0.4, label="after PCA")
+    left.set_xticks(list(positions), labels=names)
+    left.set(ylabel="channels / neurons", title="spatial pruning")
+    left.legend()
+    for name, s in zip(names, selections, strict=True):
+        right.plot(range(1, len(s.explained) + 1), s.explained, label=name)
+    right.axhline(fraction, color="k", ls="--", label=f"fraction {fraction}")
+    right.set(xscale="log", xlabel="principal components", ylabel="cumulative explained variance", title="PCA of layer activity")
+    right.legend(fontsize=7)
+    save(fig, path)

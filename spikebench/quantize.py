@@ -12,14 +12,21 @@ removes the parametrisation and leaves weights that are exact multiples of their
 scale; `integer_weights` recovers (q, s) per layer, the artefact the hardware consumes
 (SNN checkpoint contract: `weight_bits` = k, `weight_scales` = [s per synaptic layer]).
 Biases stay in float: they are constant currents the hardware rounds to its own unit.
+`quantization_aware_training` is the whole phase for an SNN: fake quantisation, surrogate-gradient
+fine-tuning at a fixed T, bake.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from spikebench.compression import finetune
 from spikebench.errors import ModelError, ParamsError
 
 MIN_BITS = 2
@@ -119,3 +126,13 @@ def integer_weights(model: nn.Module, scales: list[float], bits: int) -> list[to
             raise ModelError(f"synaptic layer {k}: weights are not {bits}-bit multiples of scale {scale:g}; call quantize.bake first")
         out.append(ints.to(torch.int64))
     return out
+
+
+def quantization_aware_training(net: nn.Module, bits: int, data: Any, tuning: Any, *, timesteps: int, epochs: int, seed: int,
+                                checkpoint: Path, on_epoch: Callable | None, desc: str) -> list[float]:
+    """Fine-tune the trainable SNN `net` in place with `bits`-bit fake-quantised weights at `timesteps`
+    (`spikebench.compression.SnnTuning` settings), then bake the weights; returns the scales.
+    Afterwards `net` is on the CPU."""
+    attach_fake_quantization(net, bits)
+    finetune(net, data, timesteps, epochs, tuning, seed=seed, checkpoint=checkpoint, on_epoch=on_epoch, desc=desc)
+    return bake(net.cpu(), bits)

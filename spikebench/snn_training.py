@@ -13,42 +13,28 @@ Method hooks keep this loop method-agnostic:
   after_step(net)          after the step (e.g. re-apply pruning masks to the weights)
   on_epoch(stats)          per-epoch record (MLflow metrics with step=epoch)
 
-Batches are drawn with a seeded generator (optionally a fresh random subset of the
-training split per epoch), so a fixed seed gives the same weights twice.
-
-Under torchrun (an initialised process group) training is data-parallel: every process
-draws the same batch order, trains on its share of each global batch and applies the
-gradients averaged over the processes (`spikebench.distributed`), so all processes keep
-the same weights, thresholds and leaks; hooks run in every process on the averaged
-gradients. Train metrics are summed over the processes, validation is split across them,
-and only rank 0 writes the checkpoint. A single process runs exactly the plain loop.
+The loop itself is the core's `spikebench.training.train_epochs`: seeded batch order
+(optionally a fresh random subset of the training split per epoch), Adam under a cosine
+schedule, resume from a checkpoint, and torchrun data parallelism (every process trains on its
+share of each global batch with gradients averaged, so all keep the same weights, thresholds
+and leaks; hooks run in every process on the averaged gradients). This module adds the SNN's
+step, its optimizer groups, threshold/leak clamping and validation split across processes.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from spikebench.distributed import (
-    average_gradients,
-    barrier,
-    broadcast_module,
-    check_same_on_all_ranks,
-    my_share,
-    rank_and_world,
-    share_scale,
-    sum_across,
-)
+from spikebench.distributed import my_share, rank_and_world, sum_across
 from spikebench.energy import SnnMetrics, fanout_maps, snn_metrics_per_step
 from spikebench.errors import ParamsError
 from spikebench.spiking import SimulationResult, SpikingNetwork, simulate
-from spikebench.training_state import load_training_state, save_training_state
+from spikebench.training import EpochStats, Hooks, train_epochs
 
 # Thresholds are kept above this so a learnt threshold can never reach zero (every
 # neuron would fire every step) or flip sign.
@@ -143,11 +129,6 @@ def measure_snn(net: SpikingNetwork, data: tuple[torch.Tensor, torch.Tensor], ti
     return SnnMeasurement(accuracy, metrics)
 
 
-def _subset(n: int, size: int, generator: torch.Generator) -> torch.Tensor:
-    order = torch.randperm(n, generator=generator)
-    return order[:size] if 0 < size < n else order
-
-
 def train_snn(
     net: SpikingNetwork,
     train: tuple[torch.Tensor, torch.Tensor],
@@ -189,66 +170,38 @@ def train_snn(
         if not value > 0:
             raise ParamsError(f"SNN training {name} = {value}: must be > 0")
     net.to(device).train()
-    x, y = train
     val = (val[0][:val_subset], val[1][:val_subset]) if val_subset > 0 else val
-    per_epoch = min(train_subset, len(x)) if train_subset > 0 else len(x)
-    steps = max(1, epochs * ((per_epoch + batch_size - 1) // batch_size))
     neuron = [p for p in (net.thresholds, net.leaks) if isinstance(p, nn.Parameter)]
     weights = [p for p in net.parameters() if p.requires_grad and all(p is not q for q in neuron)]
     groups = [{"params": weights}] + ([{"params": neuron, "lr": neuron_lr or lr, "weight_decay": 0.0}] if neuron else [])
     optimizer = torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-    generator = torch.Generator().manual_seed(seed)
-    history: list[SnnEpochStats] = []
-    rank, _ = rank_and_world()
-    if checkpoint is not None and Path(checkpoint).exists():
-        history = [SnnEpochStats(**h) for h in load_training_state(checkpoint, net, optimizer, scheduler, generator)]
-        if rank == 0:
-            print(f"{desc} T={timesteps}: resuming from {checkpoint} after epoch {len(history)}")
-    check_same_on_all_ranks(len(history), f"{desc} T={timesteps}: epochs already trained")
-    broadcast_module(net)
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    for epoch in range(len(history) + 1, epochs + 1):
-        started = time.perf_counter()
-        order = _subset(len(x), per_epoch, generator)
-        total_loss, correct = 0.0, 0
-        batches = range(0, len(order), batch_size)
-        for start in tqdm(batches, desc=f"{desc} T={timesteps} epoch {epoch}/{epochs}", leave=False, mininterval=2, disable=rank > 0):
-            batch = order[start : start + batch_size]
-            index = my_share(batch)
-            optimizer.zero_grad(set_to_none=True)
-            # a share can be empty (a last batch smaller than the world): it then adds no gradient
-            if len(index):
-                xb, yb = x[index].to(device), y[index].to(device)
-                result = net(xb, timesteps)
-                logits = output_logits(result)
-                loss = nn.functional.cross_entropy(logits, yb)
-                if extra_loss is not None:
-                    loss = loss + extra_loss(net, result)
-                (loss * share_scale(len(index), len(batch))).backward()
-                total_loss += loss.item() * len(index)
-                correct += int((logits.argmax(1) == yb).sum())
-            average_gradients(params)
-            if before_step is not None:
-                before_step(net)
-            optimizer.step()
-            scheduler.step()
-            clamp_neuron_parameters(net)
-            if after_step is not None:
-                after_step(net)
-        total_loss, correct = sum_across(total_loss, correct)
-        broadcast_module(net)
-        stats = SnnEpochStats(
-            epoch, timesteps, total_loss / len(order), correct / len(order),
-            _validate(net, val, timesteps, device), time.perf_counter() - started,
-            [float(t) for t in net.thresholds.detach()], [float(v) for v in net.leaks.detach()],
-        )
-        history.append(stats)
-        if checkpoint is not None and rank == 0:
-            save_training_state(checkpoint, net, optimizer, scheduler, generator, [asdict(h) for h in history])
-        if checkpoint is not None:
-            barrier()  # the checkpoint is on disk before any process can look for it again
-        if on_epoch is not None:
-            on_epoch(stats)
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        result = net(x, timesteps)
+        logits = output_logits(result)
+        loss = nn.functional.cross_entropy(logits, y)
+        return (loss + extra_loss(net, result) if extra_loss is not None else loss), logits
+
+    history = train_epochs(net, optimizer, train, step=step, validate=lambda: _validate(net, val, timesteps, device), epochs=epochs,
+                           batch_size=batch_size, seed=seed, train_subset=train_subset, device=device,
+                           hooks=_snn_hooks(net, timesteps, before_step, after_step, on_epoch), record_type=SnnEpochStats,
+                           checkpoint=checkpoint, desc=f"{desc} T={timesteps}")
     net.eval()
     return history
+
+
+def _snn_hooks(net: SpikingNetwork, timesteps: int, before_step: Callable[[SpikingNetwork], None] | None,
+               after_step: Callable[[SpikingNetwork], None] | None, on_epoch: Callable[[SnnEpochStats], None] | None) -> Hooks:
+    """The SNN's part of the loop: the method's gradient hook, clamped neuron parameters, per-epoch neuron state."""
+
+    def after(_: int) -> None:
+        clamp_neuron_parameters(net)  # before the method's hook, which may read the thresholds
+        if after_step is not None:
+            after_step(net)
+
+    def end_epoch(stats: EpochStats) -> SnnEpochStats:
+        return SnnEpochStats(stats.epoch, timesteps, stats.train_loss, stats.train_accuracy, stats.val_accuracy, stats.seconds,
+                             [float(t) for t in net.thresholds.detach()], [float(v) for v in net.leaks.detach()])
+
+    before = (lambda _: before_step(net)) if before_step is not None else None
+    return Hooks(before_step=before, after_step=after, end_epoch=end_epoch, on_epoch=on_epoch)

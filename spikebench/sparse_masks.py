@@ -28,21 +28,23 @@ Sparse learning keeps the density fixed while the mask changes (prune-and-regrow
               magnitude). At the end the masked weights are zeroed for good.
 
 `check_connected` refuses a mask that leaves a layer with no non-zero path from the input.
+`train_sparse` runs on the core loop (`spikebench.training.train_epochs`), so it resumes from a
+checkpoint (masks included) and runs data-parallel under torchrun like every other loop.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from spikebench.errors import ModelError, ParamsError
+from spikebench.training import EpochStats, Hooks, accuracy, total_steps, train_epochs
 
 MODES = ("irregular", "structured")
 _SYNAPTIC = (nn.Conv2d, nn.Linear)
@@ -86,6 +88,19 @@ class SparseMasks:
 
     def layer_densities(self) -> list[float]:
         return [float(m.float().mean()) for m in self.weight]
+
+    def state_dict(self) -> dict:
+        """The masks as a resumable training state stores them (`spikebench.training_state`)."""
+        return {"mode": self.mode, "density": self.density, "weight": list(self.weight), "bias": list(self.bias), "keep": list(self.keep)}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["mode"] != self.mode or len(state["weight"]) != len(self.weight):
+            raise ModelError(f"saved {state['mode']} masks of {len(state['weight'])} layers do not fit these "
+                             f"{self.mode} masks of {len(self.weight)} layers; delete the training state to start afresh")
+        # on the device of the masks they replace (a checkpoint loads onto the CPU)
+        self.weight = [w.to(old.device) for w, old in zip(state["weight"], self.weight, strict=True)]
+        self.bias = [None if b is None else b.to(old.device if old is not None else b.device) for b, old in zip(state["bias"], self.bias, strict=True)]
+        self.density, self.keep = float(state["density"]), [int(k) for k in state["keep"]]
 
     def active_channels(self) -> list[int]:
         """Output units of each layer with at least one active incoming weight."""
@@ -356,6 +371,7 @@ def train_sparse(
     train_subset: int = 0,
     on_epoch: Callable[[SparseEpochStats], None] | None = None,
     desc: str = "sparse",
+    checkpoint: str | Path | None = None,
 ) -> list[SparseEpochStats]:
     """Sparse learning of `model` at the fixed density of `masks` (Adam, cosine schedule).
 
@@ -364,69 +380,82 @@ def train_sparse(
         update_until: fraction of the steps after which the mask stays fixed; regrow_fraction:
         irregular masks' initial drop/regrow fraction per update (cosine-decayed). train_subset:
         images drawn afresh (seeded) from the training split each epoch; 0 = all.
+    checkpoint: the training state, masks included, is saved there after every epoch and training
+        resumes from it (`spikebench.training.train_epochs`, which also runs it under torchrun).
     On return the masked weights are zero and `masks` holds the final mask.
     """
-    from baselines.training import accuracy
-
     for name, value, low in (("epochs", epochs, 0), ("batch_size", batch_size, 1), ("update_interval", update_interval, 1)):
         if value < low:
             raise ParamsError(f"sparse training {name} = {value}: must be >= {low}")
     loss_fn = loss_fn or _cross_entropy
-    modules = list(model.children())
-    layers = synaptic_layers(modules)
-    x, y = train
-    per_epoch = min(train_subset, len(x)) if train_subset > 0 else len(x)
-    steps_per_epoch = (per_epoch + batch_size - 1) // batch_size
-    total_steps = max(1, epochs * steps_per_epoch)
+    layers = synaptic_layers(list(model.children()))
+    device = layers[0].weight.device if layers else torch.device("cpu")  # train where the model is
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
-    generator = torch.Generator().manual_seed(seed)
-    history: list[SparseEpochStats] = []
-    step = 0
-    rigl = masks.mode == "irregular"
-    update_steps = update_until * total_steps
-    if rigl:
+    if masks.mode == "irregular":
         masks.apply(layers)  # RigL trains the physically sparse network
-    for epoch in range(1, epochs + 1):
-        started = time.perf_counter()
-        model.train()
-        order = torch.randperm(len(x), generator=generator)[:per_epoch]
-        total_loss, correct, regrown, updates = 0.0, 0, 0, 0
-        for start in tqdm(range(0, per_epoch, batch_size), desc=f"{desc} epoch {epoch}/{epochs}", leave=False, mininterval=2):
-            index = order[start : start + batch_size]
-            xb, yb = x[index], y[index]
-            step += 1
-            update = step % update_interval == 0 and step <= update_steps
-            if rigl:
-                loss, logits = loss_fn(model, xb, yb)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if update:
-                    fraction = regrow_fraction / 2 * (1 + math.cos(math.pi * step / max(update_steps, 1)))
-                    regrown += regrow_by_gradient(masks, layers, fraction)
-                    updates += 1
-                masks.mask_gradients(layers)
-                optimizer.step()
-                masks.apply(layers)  # Adam's momentum must not revive a pruned weight
-            else:
-                with masks.masked(layers):  # forward/backward on the sparse network ...
-                    loss, logits = loss_fn(model, xb, yb)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                optimizer.step()  # ... its gradient updates the latent weights (feedback)
-                if update:
-                    regrown += update_masks(masks, modules, input_shape)
-                    updates += 1
-            scheduler.step()
-            total_loss += loss.item() * len(index)
-            correct += int((logits.argmax(1) == yb).sum())
+    update_steps = update_until * total_steps(len(train[0]), batch_size, epochs, train_subset)
+    hooks = _MaskSchedule(masks, model, input_shape, update_interval, update_steps, regrow_fraction).hooks(on_epoch)
+
+    def validate() -> float:
         with masks.masked(layers):  # score the sparse network, keep the latent weights for later updates
-            val_accuracy = accuracy(model, val)
-        stats = SparseEpochStats(epoch, total_loss / per_epoch, correct / per_epoch, val_accuracy, time.perf_counter() - started,
-                                 regrown, updates)
-        history.append(stats)
-        if on_epoch is not None:
-            on_epoch(stats)
+            return accuracy(model, val, device)
+
+    history = train_epochs(model, optimizer, train, step=lambda x, y: loss_fn(model, x, y), validate=validate, epochs=epochs,
+                           batch_size=batch_size, seed=seed, train_subset=train_subset, device=device, hooks=hooks,
+                           record_type=SparseEpochStats, extra_state=masks, checkpoint=checkpoint, desc=desc)
     masks.apply(layers)
     model.eval()
     return history
+
+
+@dataclass
+class _MaskSchedule:
+    """When and how the masks change during training, and the per-epoch count of what regrew.
+
+    irregular (RigL): every `update_interval` steps up to `update_steps`, drop/regrow by the
+    averaged dense gradient before the optimizer step, then mask the gradients and, after the
+    step, the weights (Adam's momentum must not revive a pruned weight). structured: the step
+    runs on masked weights (`step_context`), the optimizer updates the latent weights (feedback),
+    and every `update_interval` steps the kept channels are re-chosen by latent magnitude.
+    """
+
+    masks: SparseMasks
+    model: nn.Sequential
+    input_shape: tuple[int, ...]
+    update_interval: int
+    update_steps: float
+    regrow_fraction: float
+    regrown: int = 0
+    updates: int = 0
+
+    def _due(self, step: int) -> bool:
+        return step % self.update_interval == 0 and step <= self.update_steps
+
+    def before_step(self, step: int) -> None:
+        layers = synaptic_layers(list(self.model.children()))
+        if self._due(step):
+            fraction = self.regrow_fraction / 2 * (1 + math.cos(math.pi * step / max(self.update_steps, 1)))
+            self.regrown += regrow_by_gradient(self.masks, layers, fraction)
+            self.updates += 1
+        self.masks.mask_gradients(layers)
+
+    def after_irregular(self, step: int) -> None:
+        self.masks.apply(synaptic_layers(list(self.model.children())))
+
+    def after_structured(self, step: int) -> None:
+        if self._due(step):
+            self.regrown += update_masks(self.masks, list(self.model.children()), self.input_shape)
+            self.updates += 1
+
+    def end_epoch(self, stats: EpochStats) -> SparseEpochStats:
+        record = SparseEpochStats(stats.epoch, stats.train_loss, stats.train_accuracy, stats.val_accuracy, stats.seconds,
+                                  self.regrown, self.updates)
+        self.regrown, self.updates = 0, 0  # counts are per epoch
+        return record
+
+    def hooks(self, on_epoch: Callable[[SparseEpochStats], None] | None) -> Hooks:
+        if self.masks.mode == "irregular":
+            return Hooks(before_step=self.before_step, after_step=self.after_irregular, end_epoch=self.end_epoch, on_epoch=on_epoch)
+        layers = synaptic_layers(list(self.model.children()))
+        return Hooks(step_context=lambda: self.masks.masked(layers), after_step=self.after_structured, end_epoch=self.end_epoch,
+                     on_epoch=on_epoch)

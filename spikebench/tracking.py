@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,23 @@ class StageRun:
             import mlflow
 
             mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+
+def log_snn_epoch(run: StageRun, *, label: str = "", prefix: str = "", offset: int = 0) -> Callable[[Any], None]:
+    """The `on_epoch` callback of SNN training (`SnnEpochStats`): loss, accuracies, epoch time and
+    every layer's threshold and leak (the read-out's leak left out) to `run` at step offset + epoch,
+    and one line to stdout. `prefix` names the metrics apart from others in the same run."""
+
+    def log(stats: Any) -> None:
+        metrics = {f"{prefix}train_loss": stats.train_loss, f"{prefix}train_accuracy": stats.train_accuracy,
+                   f"{prefix}val_accuracy": stats.val_accuracy, f"{prefix}epoch_seconds": stats.seconds}
+        metrics.update({f"threshold_{k}": v for k, v in enumerate(stats.thresholds)})
+        metrics.update({f"leak_{k}": v for k, v in enumerate(stats.leaks[:-1])})
+        run.log_metrics(metrics, step=offset + stats.epoch)
+        print(f"  {label + ' ' if label else ''}T={stats.timesteps} epoch {stats.epoch}: loss {stats.train_loss:.4f} "
+              f"val {stats.val_accuracy:.4f} ({stats.seconds:.1f}s)")
+
+    return log
 
 
 def _connect() -> None:

@@ -1,7 +1,7 @@
 """Resumable training: the whole state of a training loop in one checkpoint file.
 
-Weights, optimizer, learning-rate schedule, the seeded batch-order generator and the
-per-epoch history are saved (atomically) after every epoch; a rerun after an
+Weights, optimizer, learning-rate schedule, the seeded batch-order generator, the
+per-epoch history and any loop-specific state (e.g. sparsity masks) are saved (atomically) after every epoch; a rerun after an
 interruption loads them and continues with the next epoch, so it ends with the same
 weights as an uninterrupted run with the same seed.
 """
@@ -13,27 +13,45 @@ import json
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from torch import nn
 
+from spikebench.errors import ModelError
 from spikebench.io import load_checkpoint, save_checkpoint
 
 
+class Stateful(Protocol):
+    """Loop state beyond weights and optimizer (e.g. sparsity masks) that a resumed run needs."""
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
 def save_training_state(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-                        scheduler: torch.optim.lr_scheduler.LRScheduler, generator: torch.Generator, history: list[dict]) -> None:
-    save_checkpoint(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "generator": generator.get_state()},
-                    {"scheduler": scheduler.state_dict(), "history": history})
+                        scheduler: torch.optim.lr_scheduler.LRScheduler, generator: torch.Generator, history: list[dict],
+                        extra: Stateful | None = None) -> None:
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "generator": generator.get_state()}
+    if extra is not None:
+        state["extra"] = extra.state_dict()
+    save_checkpoint(path, state, {"scheduler": scheduler.state_dict(), "history": history})
 
 
 def load_training_state(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-                        scheduler: torch.optim.lr_scheduler.LRScheduler, generator: torch.Generator) -> list[dict]:
+                        scheduler: torch.optim.lr_scheduler.LRScheduler, generator: torch.Generator,
+                        extra: Stateful | None = None) -> list[dict]:
     """Restore a state saved by `save_training_state` in place; returns the epochs' history so far."""
     state, meta = load_checkpoint(path)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(meta["scheduler"])
     generator.set_state(state["generator"])
+    if extra is not None:
+        if "extra" not in state:
+            raise ModelError(f"{path}: a training state without the loop's extra state (e.g. masks); delete it to start afresh")
+        extra.load_state_dict(state["extra"])
     return list(meta["history"])
 
 

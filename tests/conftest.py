@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from baselines.models import ArchConfig, build_model
-from baselines.training import fit, seed_everything
 from spikebench.data import SplitData, load_dataset, make_splits, to_split_data
+from spikebench.training import fit, seed_everything
 
 
 @pytest.fixture(autouse=True)

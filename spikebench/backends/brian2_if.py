@@ -112,35 +112,7 @@ def compare_head(net: SpikingNetwork, x: torch.Tensor, timesteps: int) -> Brian2
     biases = [engine.layers[i].bias.detach().double().numpy() if engine.layers[i].bias is not None else None for i in head]
     thresholds = [float(engine.thresholds[k]) for k in range(first, len(engine.synaptic) - 1)]
 
-    b2.start_scope()
-    b2.defaultclock.dt = 1 * b2.ms
-    generator = b2.SpikeGeneratorGroup(source.shape[2], np.array([], dtype=int), np.array([]) * b2.ms)
-    groups, objects, previous = [], [generator], generator
-    reset_code = {"subtract": "v -= {thr!r}", "zero": "v = 0"}[engine.reset]
-    order = 0
-    for position, (weight, bias) in enumerate(zip(weights, biases, strict=True)):
-        spiking = position < len(thresholds)
-        if spiking:
-            group = b2.NeuronGroup(weight.shape[0], "v : 1\nb : 1", threshold=f"v >= {thresholds[position]!r}",
-                                   reset=reset_code.format(thr=thresholds[position]))
-        else:
-            group = b2.NeuronGroup(weight.shape[0], "v : 1\nb : 1")
-        group.b = 0.0 if bias is None else bias
-        synapses = b2.Synapses(previous, group, "w : 1", on_pre="v_post += w")
-        targets, sources = np.nonzero(weight)
-        synapses.connect(i=sources, j=targets)
-        synapses.w = weight[targets, sources]
-        synapses.pre.when, synapses.pre.order = "synapses", order
-        bias_adder = group.run_regularly("v += b", when="synapses", order=order + 1)
-        objects += [group, synapses, bias_adder]
-        if spiking:
-            group.thresholder["spike"].when, group.thresholder["spike"].order = "synapses", order + 2
-            group.resetter["spike"].when, group.resetter["spike"].order = "synapses", order + 3
-        groups.append(group)
-        previous, order = group, order + 4
-    monitors = [b2.SpikeMonitor(g) for g in groups[:-1]]
-    network = b2.Network(*objects, *monitors)
-    network.store()
+    network, generator, groups, monitors = _head_network(b2, weights, biases, thresholds, source.shape[2], engine.reset)
     counts = [np.zeros((x.shape[0], g.N), dtype=np.int64) for g in groups[:-1]]
     membrane = np.zeros((x.shape[0], groups[-1].N))
     for image in range(x.shape[0]):
@@ -156,3 +128,41 @@ def compare_head(net: SpikingNetwork, x: torch.Tensor, timesteps: int) -> Brian2
         images=x.shape[0], timesteps=timesteps, head_layers=head, brian2_counts=counts, engine_counts=engine_counts,
         brian2_membrane=membrane, engine_membrane=result.membrane[-1].numpy(),
     )
+
+
+def _head_network(b2, weights: list[np.ndarray], biases: list[np.ndarray | None], thresholds: list[float], sources: int, reset: str):
+    """The head as a brian2 network fed by a spike generator: (network, generator, neuron groups, spike monitors).
+
+    Per step: synaptic input, then the bias, then threshold and reset (the engine's order); the
+    last group integrates without firing. The network is stored, to be restored for every image.
+    """
+    b2.start_scope()
+    b2.defaultclock.dt = 1 * b2.ms
+    generator = b2.SpikeGeneratorGroup(sources, np.array([], dtype=int), np.array([]) * b2.ms)
+    groups, objects, previous = [], [generator], generator
+    reset_code = {"subtract": "v -= {thr!r}", "zero": "v = 0"}[reset]
+    order = 0
+    for position, (weight, bias) in enumerate(zip(weights, biases, strict=True)):
+        spiking = position < len(thresholds)
+        if spiking:
+            group = b2.NeuronGroup(weight.shape[0], "v : 1\nb : 1", threshold=f"v >= {thresholds[position]!r}",
+                                   reset=reset_code.format(thr=thresholds[position]))
+        else:
+            group = b2.NeuronGroup(weight.shape[0], "v : 1\nb : 1")
+        group.b = 0.0 if bias is None else bias
+        synapses = b2.Synapses(previous, group, "w : 1", on_pre="v_post += w")
+        targets, source_neurons = np.nonzero(weight)
+        synapses.connect(i=source_neurons, j=targets)
+        synapses.w = weight[targets, source_neurons]
+        synapses.pre.when, synapses.pre.order = "synapses", order
+        bias_adder = group.run_regularly("v += b", when="synapses", order=order + 1)
+        objects += [group, synapses, bias_adder]
+        if spiking:
+            group.thresholder["spike"].when, group.thresholder["spike"].order = "synapses", order + 2
+            group.resetter["spike"].when, group.resetter["spike"].order = "synapses", order + 3
+        groups.append(group)
+        previous, order = group, order + 4
+    monitors = [b2.SpikeMonitor(g) for g in groups[:-1]]
+    network = b2.Network(*objects, *monitors)
+    network.store()
+    return network, generator, groups, monitors

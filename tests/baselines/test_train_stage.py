@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from baselines.models import ArchConfig, build_model
-from baselines.training import fit, seed_everything
+from spikebench.data import load_prepared
+from spikebench.training import fit, seed_everything
 
 REPO = Path(__file__).resolve().parents[2]
 VOLATILE = {"mlflow_run_id", "mlflow_experiment_id", "git_commit"}
@@ -33,7 +34,7 @@ def smoke_workdir(tmp_path) -> Path:
     """A working directory with the smoke profile's params and prepared digits splits."""
     text = (REPO / "params.yaml").read_text().replace("\nprofile: default", "\nprofile: smoke", 1)
     (tmp_path / "params.yaml").write_text(text)
-    run_module("spikebench.prepare", tmp_path)
+    run_module("baselines.prepare", tmp_path)
     return tmp_path
 
 
@@ -69,13 +70,14 @@ def test_interrupted_training_resumes_to_identical_weights(digits_data, tmp_path
         assert torch.equal(a, b)
 
 
+@pytest.mark.slow
 def test_killed_stage_resumes_and_matches_an_uninterrupted_run(smoke_workdir):
     """SIGKILL the real stage after its first checkpoint, rerun it, compare results."""
     import signal
     import time
 
     env = {**os.environ, "SPIKEBENCH_TRACKING": "off"}
-    process = subprocess.Popen([sys.executable, "-m", "baselines.train"], cwd=smoke_workdir, env=env,
+    process = subprocess.Popen([sys.executable, "-m", "baselines.baseline"], cwd=smoke_workdir, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and not list((smoke_workdir / "checkpoints").glob("*.pt")):
@@ -83,35 +85,41 @@ def test_killed_stage_resumes_and_matches_an_uninterrupted_run(smoke_workdir):
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (smoke_workdir / "results" / "baseline.json").exists(), "a killed stage must not leave results"
-    resumed = run_module("baselines.train", smoke_workdir)
+    resumed = run_module("baselines.baseline", smoke_workdir)
     assert "resuming from" in resumed.stdout
     killed_rows = stable_rows(smoke_workdir / "results" / "baseline.json")
     assert not list((smoke_workdir / "checkpoints").glob("*.pt")), "checkpoint removed after success"
 
-    run_module("baselines.train", smoke_workdir)  # uninterrupted, same seed
+    run_module("baselines.baseline", smoke_workdir)  # uninterrupted, same seed
     assert stable_rows(smoke_workdir / "results" / "baseline.json") == killed_rows
 
 
+@pytest.mark.slow
 def test_bad_params_value_is_one_line_error(smoke_workdir):
     params = smoke_workdir / "params.yaml"
     params.write_text(params.read_text().replace("  weight_decay: 0.0\n", "  weight_decay: -1.0\n", 1))
-    result = run_module("baselines.train", smoke_workdir, check=False)
+    result = run_module("baselines.baseline", smoke_workdir, check=False)
     assert result.returncode == 2
     assert result.stderr.strip() == "error: params.yaml: baseline.weight_decay must be >= 0.0, got -1.0"
 
 
+@pytest.mark.slow
 def test_stage_is_deterministic_and_torchrun_matches_one_process(smoke_workdir):
     """Twice the same seed: byte-identical results and model. Then torchrun (gloo on CPU,
     2 processes, same global batch): the same final accuracy within 1 point."""
-    run_module("baselines.train", smoke_workdir)
+    run_module("baselines.baseline", smoke_workdir)
     first = stable_rows(smoke_workdir / "results" / "baseline.json")
     first_model = (smoke_workdir / "models" / "ann.pt").read_bytes()
-    run_module("baselines.train", smoke_workdir)
+    # the ANN row: accuracy over the whole test split, the op-model energy of its MACs, a headline row
+    assert first[0]["test_images"] == len(load_prepared(smoke_workdir / "data" / "prepared").test[1])
+    assert first[0]["headline"] is True and first[0]["energy_model"] == "op_45nm" and first[0]["timesteps"] == 0
+    assert first[0]["energy_per_image_j"] == pytest.approx(4.6e-12 * first[0]["macs_per_image"])
+    run_module("baselines.baseline", smoke_workdir)
     assert stable_rows(smoke_workdir / "results" / "baseline.json") == first
     assert (smoke_workdir / "models" / "ann.pt").read_bytes() == first_model
 
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
-    run_module("baselines.train", smoke_workdir, torchrun, "--standalone", "--nproc_per_node", "2")
+    run_module("baselines.baseline", smoke_workdir, torchrun, "--standalone", "--nproc_per_node", "2")
     double = json.loads((smoke_workdir / "results" / "baseline.json").read_text())["rows"][0]
     assert double["extra"]["processes"] == 2 and first[0]["extra"]["processes"] == 1
     assert abs(double["accuracy"] - first[0]["accuracy"]) <= 0.01

@@ -9,10 +9,13 @@ import pytest
 
 from hardware.config import HardwareConfig
 from hardware.export import quantise, write_memory_images
-from hardware.golden import run_golden
-from hardware.rtl_sim import compare, cycle_overhead, simulate_rtl
+from hardware.golden import compare, run_golden
+from hardware.rtl_report import cycle_overhead
+from hardware.sim import simulate_rtl
 from spikebench.convert import convert
 from spikebench.spiking import simulate
+
+pytestmark = pytest.mark.slow  # trains the digits CNN, converts it, simulates the RTL
 
 TIMESTEPS = 8
 RTL_IMAGES = 8

@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from baselines.models import ArchConfig
-from baselines.training import accuracy
 from methods import attention_pruning
 from methods.attention_pruning import AttentionPruningParams
+from spikebench import paths
 from spikebench.data import load_dataset, load_prepared, make_splits, write_prepared
 from spikebench.energy import MacCounter, energy_joules
 from spikebench.errors import ParamsError
@@ -20,6 +20,7 @@ from spikebench.params import load_section
 from spikebench.results import ResultRow, read_rows, write_rows
 from spikebench.snn_training import evaluate_snn
 from spikebench.spiking import load_snn
+from spikebench.training import accuracy
 
 REPO = Path(__file__).resolve().parents[2]
 # the smoke profile, trimmed further so the whole stage runs in seconds
@@ -48,7 +49,7 @@ def stage(tmp_path_factory, digits_cnn, digits_data):
         method="ann", library="torch", dataset="digits", split_hash=digits_data.split_hash, arch="cnn", timesteps=0,
         accuracy=ann_accuracy, ann_accuracy=ann_accuracy, spikes_per_image=0.0, synops_per_image=0.0, macs_per_image=float(macs),
         energy_per_image_j=energy_joules(macs, 0), params=sum(p.numel() for p in digits_cnn.parameters()),
-        nonzero_params=sum(p.numel() for p in digits_cnn.parameters()), weight_bits=32, seed=0)])
+        nonzero_params=sum(p.numel() for p in digits_cnn.parameters()), weight_bits=32, seed=0, test_images=len(digits_data.test[1]))])
     _params_file(work)
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(work)
@@ -60,11 +61,13 @@ def _snn(rows, mode: str, attention: bool = True, library: str = "spikebench"):
     return [r for r in rows if r.extra["step"] == "snn" and r.extra["mode"] == mode and r.extra["attention"] == attention and r.library == library]
 
 
+@pytest.mark.slow
 def test_finished_stage_leaves_no_resumable_state(stage):
     assert not list((stage[0] / "checkpoints").glob("attention_pruning-*"))
 
 
-def test_rows_per_mode_density_and_timesteps(stage):
+@pytest.mark.slow
+def test_rows_per_mode_density_and_timesteps(stage, digits_data):
     _, rows, _ = stage
     keys = [(r.library, r.extra["step"], r.extra["mode"], r.extra["density"], r.extra["attention"], r.timesteps) for r in rows]
     assert keys == [
@@ -77,13 +80,15 @@ def test_rows_per_mode_density_and_timesteps(stage):
         ("snntorch", "snn", "irregular", 0.2, True, 2),
     ]
     # the headline rows: each mode's guided SNN at the final T, and the same SNN in snntorch
-    assert [r.extra["leaderboard"] for r in rows] == [False, False, True, False, False, True, False, False, False, True]
+    assert [r.headline for r in rows] == [False, False, True, False, False, True, False, False, False, True]
+    assert all(r.test_images == len(digits_data.test[1]) for r in rows)  # test_images: 0 = the whole test split
     for row in rows:
         if row.extra["step"] == "snn":
             assert row.spikes_per_image > 0 and row.synops_per_image > row.spikes_per_image and row.energy_per_image_j > 0
             assert row.accuracy > 0.5  # 10 classes: far above chance after DIET-SNN training at T <= 3
 
 
+@pytest.mark.slow
 def test_compression_counts_non_zero_synaptic_parameters_and_the_mask_stays_fixed(stage):
     _, rows, ann = stage
     for row in rows:
@@ -100,6 +105,7 @@ def test_compression_counts_non_zero_synaptic_parameters_and_the_mask_stays_fixe
     assert structured.extra["compression"] > 3
 
 
+@pytest.mark.slow
 def test_thresholds_and_leaks_are_learnt_per_layer(stage):
     _, rows, _ = stage
     for row in _snn(rows, "irregular") + _snn(rows, "structured"):
@@ -109,18 +115,19 @@ def test_thresholds_and_leaks_are_learnt_per_layer(stage):
         assert all(0.0 <= v <= 1.0 for v in leaks) and leaks[-1] == 1.0  # the read-out layer integrates without leak
 
 
+@pytest.mark.slow
 def test_exported_model_follows_the_checkpoint_contract(stage):
     work, rows, _ = stage
-    exported = [r for r in rows if r.extra.get("model_path")]
+    exported = [r for r in rows if r.model_path]
     assert len(exported) == 1
     row = exported[0]
     assert (row.library, row.extra["mode"], row.timesteps) == ("spikebench", "irregular", 2)
-    net, meta = load_snn(work / row.extra["model_path"])
+    net, meta = load_snn(work / row.model_path)
     json.dumps(meta)
     assert meta["kind"] == "snn" and meta["method"] == "attention_pruning" and meta["timesteps"] == 2 and meta["weight_bits"] == 32
     assert meta["input"] == "analog" and meta["output"] == "membrane" and meta["reset"] == "subtract"
     assert meta["thresholds"][:-1] == pytest.approx(row.extra["thresholds"], abs=1e-4) and meta["thresholds"][-1] is None
-    assert row.extra["mappable"] == all(v == 1.0 for v in meta["leaks"])  # the accelerator is integrate-and-fire only
+    assert row.mappable == all(v == 1.0 for v in meta["leaks"])  # the accelerator is integrate-and-fire only
     nonzero = sum(int((net.layers[i].weight != 0).sum()) + int((net.layers[i].bias != 0).sum()) for i in net.synaptic)
     assert nonzero == row.nonzero_params
     with pytest.MonkeyPatch.context() as patch:
@@ -129,27 +136,32 @@ def test_exported_model_follows_the_checkpoint_contract(stage):
     assert evaluate_snn(net, data.test, meta["timesteps"]) == pytest.approx(row.accuracy)
 
 
+@pytest.mark.slow
 def test_snntorch_runs_the_same_network_with_the_same_predictions(stage):
     _, rows, _ = stage
     (other,) = [r for r in rows if r.library == "snntorch"]
-    engine = next(r for r in rows if r.extra.get("model_path"))
+    engine = next(r for r in rows if r.model_path)
     assert other.extra["prediction_agreement"] >= 0.999
     assert other.accuracy == pytest.approx(engine.accuracy, abs=0.003)
     assert other.spikes_per_image == pytest.approx(engine.spikes_per_image, rel=0.01)
     assert other.extra["thresholds"] == engine.extra["thresholds"] and other.extra["leaks"] == engine.extra["leaks"]
 
 
+@pytest.mark.slow
 def test_the_ablation_without_attention_is_reported_beside_the_guided_model(stage):
     work, rows, _ = stage
     for guided, ablated in zip(_snn(rows, "irregular"), _snn(rows, "irregular", attention=False), strict=True):
         assert guided.timesteps == ablated.timesteps
         assert guided.extra["spikes_without_attention"] == pytest.approx(ablated.spikes_per_image, abs=0.1)
-    for path in (attention_pruning.PLOT_ACCURACY, attention_pruning.PLOT_NEURONS):
+    for path in (paths.ATTENTION_ACCURACY_PLOT, paths.ATTENTION_NEURONS_PLOT):
         assert (work / path).stat().st_size > 1000
 
 
 def _section(**overrides) -> AttentionPruningParams:
-    return load_section(AttentionPruningParams, "attention_pruning", raw={"profile": "default", "attention_pruning": overrides})[1]
+    """The repository's default-profile section with `overrides` applied."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    section = {**raw["attention_pruning"], **overrides}
+    return load_section(AttentionPruningParams, "attention_pruning", raw={**raw, "profile": "default", "attention_pruning": section})[1]
 
 
 @pytest.mark.parametrize(

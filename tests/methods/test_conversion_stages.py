@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from baselines.models import ArchConfig
-from spikebench.data import load_dataset, make_splits, write_prepared
+from spikebench.data import load_dataset, load_prepared, make_splits, write_prepared
 from spikebench.io import save_checkpoint
 from spikebench.results import read_rows
 from spikebench.spiking import load_snn
@@ -35,14 +35,18 @@ def stage_dir(tmp_path_factory, digits_cnn, digits_data):
     return root
 
 
+def digits_test(root: Path):
+    return load_prepared(root / "data/prepared").test[1]
+
+
 def run_stage(monkeypatch, directory: Path, module) -> None:
     monkeypatch.chdir(directory)
     module.main()
 
 
+@pytest.mark.slow
 def test_conversion_rmp_parity_stages(stage_dir, monkeypatch):
-    from methods import conversion, rmp
-    from spikebench.backends import parity
+    from methods import conversion, parity, rmp
 
     run_stage(monkeypatch, stage_dir, conversion)
     rows = read_rows(stage_dir / "results/conversion.json")
@@ -50,10 +54,17 @@ def test_conversion_rmp_parity_stages(stage_dir, monkeypatch):
     assert sorted(main) == [1, 2, 4, 8, 16]
     assert main[16].accuracy >= main[16].ann_accuracy - 0.08
     assert main[16].synops_per_image > main[4].synops_per_image > 0 and main[16].energy_per_image_j > 0
-    assert main[16].extra["model_path"] == "models/conversion_snn.pt" and main[16].extra["mappable"] is True
-    sweep = {(r.extra["reset"], r.extra["percentile"]) for r in rows if r.extra["config"] == "sweep"}
+    # the T=hardware_timesteps row points the hardware at the saved network; only the main T=16 row is a headline row
+    assert main[16].model_path == "models/conversion_snn.pt" and main[16].mappable is True
+    assert [r.timesteps for r in rows if r.mappable] == [16] and all(not r.model_path for r in rows if not r.mappable)
+    assert [r.timesteps for r in rows if r.headline] == [16]
+    assert all(r.test_images == len(digits_test(stage_dir)) for r in main.values())
+    sweep_rows = [r for r in rows if r.extra["config"] == "sweep"]
+    sweep = {(r.extra["reset"], r.extra["percentile"]) for r in sweep_rows}
     assert sweep == {(reset, p) for reset in ("subtract", "zero") for p in (99.9, 100.0)}
-    assert not any(r.extra["leaderboard"] for r in rows if r.extra["config"] == "sweep")
+    assert {r.test_images for r in sweep_rows} == {60}
+    for key in ("leaderboard", "test_images", "mappable", "model_path"):
+        assert not any(key in r.extra for r in rows), f"{key} belongs in a typed field"
     net, meta = load_snn(stage_dir / "models/conversion_snn.pt")
     assert meta["timesteps"] == 16 and meta["reset"] == "subtract" and meta["input_shape"] == [1, 8, 8] and meta["num_classes"] == 10
     assert (stage_dir / "reports/conversion_accuracy_vs_T.png").stat().st_size > 0
@@ -61,9 +72,15 @@ def test_conversion_rmp_parity_stages(stage_dir, monkeypatch):
     run_stage(monkeypatch, stage_dir, rmp)
     rmp_rows = read_rows(stage_dir / "results/rmp.json")
     assert {r.extra["threshold_scale"] for r in rmp_rows} == {1.0, 0.8, 0.6}
+    assert [(r.extra["threshold_scale"], r.timesteps) for r in rmp_rows if r.mappable] == [(0.8, 16)]
+    assert all(r.model_path == "models/rmp_snn.pt" for r in rmp_rows if r.mappable)
+    assert {r.test_images for r in rmp_rows} == {60}
     latency = json.loads((stage_dir / "reports/rmp_latency.json").read_text())
     assert latency["images"] == 60 and latency["headline"] == "hard_reset_unscaled"
     assert {"hard_reset_unscaled", "hard_reset_same_thresholds", "percentile_conversion"} <= set(latency["baselines"])
+    # the percentile baseline is the strongest reset-to-zero conversion of the sweep, on the images both stages share
+    zero = {p: sum(r.accuracy for r in rows if r.extra.get("reset") == "zero" and r.extra["percentile"] == p) for p in (99.9, 100.0)}
+    assert latency["baselines"]["percentile_conversion"]["baseline"].startswith(f"conversion reset=zero p{max(zero, key=zero.get):g}")
     assert all(len(b["comparisons"]) == 4 for b in latency["baselines"].values())
     main_row = next(r for r in rmp_rows if r.extra["config"] == "main")
     assert len(main_row.extra["latency_factors"]["hard_reset_unscaled"]) == 4
@@ -76,7 +93,10 @@ def test_conversion_rmp_parity_stages(stage_dir, monkeypatch):
         assert report["libraries"][library]["identical_predictions"]["16"] >= 0.99
     assert report["brian2"]["differing_counts"] == [0]
     parity_rows = read_rows(stage_dir / "results/parity.json")
-    assert {r.library for r in parity_rows if r.extra["leaderboard"]} == {"snntorch", "norse", "spikingjelly"}
+    assert {r.library for r in parity_rows if r.headline} == {"snntorch", "norse", "spikingjelly"}
+    assert {r.timesteps for r in parity_rows if r.headline} == {16}
+    assert {r.test_images for r in parity_rows if r.library == "norse"} == {30}
+    assert {r.test_images for r in parity_rows if r.library != "norse"} == {60}
 
 
 def test_conversion_stage_without_a_baseline_fails_in_one_line(stage_dir, tmp_path, monkeypatch, capsys):

@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from baselines.models import ArchConfig
-from baselines.training import accuracy
 from methods import st_pruning
 from methods.st_pruning import StPruningParams
+from spikebench import paths
 from spikebench.data import load_dataset, make_splits, write_prepared
 from spikebench.energy import MacCounter, energy_joules
 from spikebench.errors import ParamsError
@@ -21,6 +21,7 @@ from spikebench.params import load_section
 from spikebench.results import ResultRow, read_rows, write_rows
 from spikebench.snn_training import evaluate_snn
 from spikebench.spiking import load_snn
+from spikebench.training import accuracy
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,7 +40,7 @@ def stage_run(tmp_path_factory, digits_cnn, digits_data):
         method="ann", library="torch", dataset="digits", split_hash=digits_data.split_hash, arch="cnn", timesteps=0,
         accuracy=ann_accuracy, ann_accuracy=ann_accuracy, spikes_per_image=0.0, synops_per_image=0.0, macs_per_image=float(macs),
         energy_per_image_j=energy_joules(macs, 0), params=sum(p.numel() for p in digits_cnn.parameters()),
-        nonzero_params=0, weight_bits=32, seed=0)])
+        nonzero_params=0, weight_bits=32, seed=0, test_images=len(digits_data.test[1]))])
     params = (REPO / "params.yaml").read_text().replace("\nprofile: default", "\nprofile: smoke", 1)
     (work / "params.yaml").write_text(params)
     with pytest.MonkeyPatch.context() as patch:
@@ -48,7 +49,9 @@ def stage_run(tmp_path_factory, digits_cnn, digits_data):
     return work, read_rows(work / "results/st_pruning.json")
 
 
-def test_every_step_writes_its_rows(stage_run):
+@pytest.mark.slow
+@pytest.mark.slow
+def test_every_step_writes_its_rows(stage_run, digits_data):
     _, rows = stage_run
     steps = [(r.extra["step"], r.timesteps, r.weight_bits) for r in rows]
     assert steps == [("spatial", 0, 32), ("conversion", 8, 32), ("temporal", 8, 32), ("temporal", 4, 32), ("temporal", 2, 32),
@@ -58,11 +61,13 @@ def test_every_step_writes_its_rows(stage_run):
         assert row.spikes_per_image > 0 and row.synops_per_image > row.spikes_per_image
         assert row.extra["energy_ratio_vs_ann"] == pytest.approx(ann.energy_per_image_j / row.energy_per_image_j, rel=1e-2)
     # headline rows: the float SNN at the final T and the exported quantised one
-    assert [r.extra["leaderboard"] for r in rows] == [False, False, False, False, True, False, True]
+    assert [r.headline for r in rows] == [False, False, False, False, True, False, True]
+    assert all(r.test_images == len(digits_data.test[1]) for r in rows)  # every accuracy is over the whole test split
     # resumable states exist only until the stage succeeds: a rerun after a code change must train afresh
     assert not list((stage_run[0] / "checkpoints").glob("st_pruning-*"))
 
 
+@pytest.mark.slow
 def test_spatial_pruning_shrinks_the_network_and_reports_compression(stage_run):
     _, rows = stage_run
     spatial = rows[0]
@@ -75,19 +80,22 @@ def test_spatial_pruning_shrinks_the_network_and_reports_compression(stage_run):
     assert all(r.params == spatial.params for r in rows[1:])  # every SNN is the slim network
 
 
+@pytest.mark.slow
 def test_hybrid_training_beats_plain_conversion_at_low_t(stage_run):
     _, rows = stage_run
     trained = {r.timesteps: r.accuracy for r in rows if r.extra["step"] == "temporal"}
     assert trained[2] > 0.5  # 10 classes: far above chance at T=2 after surrogate-gradient training
 
 
+@pytest.mark.slow
 def test_exported_model_follows_the_checkpoint_contract_with_integer_weights(stage_run):
     work, rows = stage_run
-    exported = [r for r in rows if r.extra.get("model_path")]
+    exported = [r for r in rows if r.model_path]
     assert len(exported) == 1
     row = exported[0]
-    assert row.extra["mappable"] is True and row.extra["bits"] == 4 and row.weight_bits == 4
-    net, meta = load_snn(work / row.extra["model_path"])
+    assert row.mappable is True and row.extra["bits"] == 4 and row.weight_bits == 4
+    assert not any(r.mappable for r in rows if r is not row)
+    net, meta = load_snn(work / row.model_path)
     assert meta["kind"] == "snn" and meta["method"] == "st_pruning" and meta["weight_bits"] == 4
     assert meta["timesteps"] == 2 and meta["leaks"] == [1.0] * 4 and meta["thresholds"][-1] is None
     assert len(meta["weight_scales"]) == 4
@@ -104,14 +112,17 @@ def test_exported_model_follows_the_checkpoint_contract_with_integer_weights(sta
     assert evaluate_snn(net, data.test, meta["timesteps"]) == pytest.approx(row.accuracy)
 
 
+@pytest.mark.slow
 def test_plots_are_written(stage_run):
     work, _ = stage_run
-    for path in (st_pruning.PLOT_CHANNELS, st_pruning.PLOT_TIMESTEPS, st_pruning.PLOT_BITS):
+    for path in (paths.ST_PRUNING_CHANNELS_PLOT, paths.ST_PRUNING_TIMESTEPS_PLOT, paths.ST_PRUNING_BITS_PLOT):
         assert (work / path).stat().st_size > 1000
 
 
 def _section(**overrides) -> StPruningParams:
-    return load_section(StPruningParams, "st_pruning", raw={"profile": "default", "st_pruning": overrides})[1]
+    """The repository's default-profile section with `overrides` applied."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    return load_section(StPruningParams, "st_pruning", raw={**raw, "profile": "default", "st_pruning": {**raw["st_pruning"], **overrides}})[1]
 
 
 @pytest.mark.parametrize(
@@ -155,6 +166,8 @@ def test_stage_cli_reports_a_bad_schedule_on_one_line(tmp_path, monkeypatch, cap
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.slow
 def test_an_ann_from_another_split_is_refused_before_any_output(stage_run, tmp_path, monkeypatch, capsys):
     work, _ = stage_run
     for name in ("data", "models"):

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from spikebench.data import load_dataset, make_splits, write_prepared
+from spikebench.data import load_dataset, load_prepared, make_splits, write_prepared
 from spikebench.errors import ParamsError
 from spikebench.params import load_section
 from spikebench.results import read_rows
-from spikebench.stdp import SilentLayerWarning
+from spikebench.stdp_learning import SilentLayerWarning
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,13 +38,16 @@ def smoke_run(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_stage_rows_control_and_plots(smoke_run):
     rows = read_rows(smoke_run / "results/stdp.json")
     by_config = {(r.extra["pooling"], r.extra.get("control")): r for r in rows}
     assert set(by_config) == {("2x2", None), ("global", None), ("2x2", "random")}
     headline, paper, control = by_config[("2x2", None)], by_config[("global", None)], by_config[("2x2", "random")]
     assert headline.method == "stdp" and headline.library == "spikebench" and headline.dataset == "digits"
-    assert "leaderboard" not in headline.extra and paper.extra["leaderboard"] is False and control.extra["leaderboard"] is False
+    # only the STDP network at the first pooling grid is a headline row
+    assert headline.headline is True and paper.headline is False and control.headline is False
+    assert all("leaderboard" not in r.extra for r in rows) and {r.test_images for r in rows} == {len(load_prepared(smoke_run / "data/prepared").test[1])}
     # STDP features are informative and clearly better than the untrained network's at the same pooling
     assert headline.accuracy > 0.6 and headline.accuracy >= control.accuracy + 0.05
     assert headline.timesteps == 8 and headline.spikes_per_image > 0 and headline.synops_per_image > 0
@@ -55,6 +58,7 @@ def test_stage_rows_control_and_plots(smoke_run):
         assert (smoke_run / f"reports/stdp_{name}.png").stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_too_high_threshold_warns_naming_the_silent_layer(tmp_path, monkeypatch):
     from methods import stdp
 

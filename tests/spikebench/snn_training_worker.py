@@ -1,12 +1,13 @@
-"""`train_snn` on scikit-learn's digits, for test_snn_training_distributed.py.
+"""`train_snn` (and `train_sparse`) on scikit-learn's digits, for test_snn_training_distributed.py.
 
 The test calls `fine_tune` in its own process (one process, no process group) and launches
 this file under torchrun:
 
-    python -m torch.distributed.run --standalone --nproc_per_node 2 snn_training_worker.py START OUT_DIR
+    python -m torch.distributed.run --standalone --nproc_per_node 2 snn_training_worker.py START OUT_DIR [ANN]
 
 where every process fine-tunes the network uninterrupted, then again with a checkpoint,
 stopped after epoch 1 and rerun (it resumes), and saves both results to OUT_DIR/rank<k>.pt.
+Given the ANN's state dict, it does the same with sparse learning of that ANN (RigL masks).
 
 The training exercises what the stages use: learnable thresholds and leaks, a pruning mask
 kept by before_step/after_step hooks, an extra loss, a global batch (33) that two processes
@@ -21,10 +22,13 @@ from pathlib import Path
 
 import torch
 
+from baselines.models import ArchConfig, build_model
 from spikebench.data import SplitData, load_dataset, make_splits, to_split_data
 from spikebench.distributed import init_from_env, shutdown
 from spikebench.snn_training import SnnEpochStats, evaluate_snn, train_snn, trainable
+from spikebench.sparse_masks import SparseEpochStats, irregular_masks, train_sparse
 from spikebench.spiking import SimulationResult, SpikingNetwork, load_snn
+from spikebench.training import accuracy
 
 TIMESTEPS = 4
 BATCH_SIZE = 33
@@ -68,6 +72,26 @@ def fine_tune(start: Path, data: SplitData, checkpoint: Path | None = None, stop
     return net, history
 
 
+def sparse_learning(ann: Path, data: SplitData, checkpoint: Path | None = None, stop_after: int = 0
+                    ) -> tuple[torch.nn.Module, list[SparseEpochStats]]:
+    model = build_model(ArchConfig("cnn", data.input_shape, data.num_classes, channels=(16, 32, 64)))
+    model.load_state_dict(torch.load(ann, weights_only=True))
+    masks = irregular_masks(list(model.children()), 0.2)
+
+    def on_epoch(stats: SparseEpochStats) -> None:
+        if stats.epoch == stop_after:
+            raise Stop
+
+    history = train_sparse(model, masks, data.train, data.val, input_shape=data.input_shape, epochs=2, batch_size=BATCH_SIZE, lr=3e-3,
+                           seed=0, update_interval=4, train_subset=TRAIN_SUBSET, on_epoch=on_epoch, checkpoint=checkpoint)
+    return model, history
+
+
+def sparse_summary(model: torch.nn.Module, history: list[SparseEpochStats], data: SplitData) -> dict:
+    return {"state": {k: v.detach().clone() for k, v in model.state_dict().items()}, "history": [asdict(h) for h in history],
+            "test_accuracy": accuracy(model, data.test)}
+
+
 def summary(net: SpikingNetwork, history: list[SnnEpochStats], data: SplitData) -> dict:
     return {"state": {k: v.detach().clone() for k, v in net.state_dict().items()}, "history": [asdict(h) for h in history],
             "test_accuracy": evaluate_snn(net, data.test, TIMESTEPS)}
@@ -83,6 +107,14 @@ def main() -> None:
     except Stop:
         pass
     result["resumed"] = summary(*fine_tune(start, data, out / "checkpoint.pt"), data)
+    if len(sys.argv) > 3:
+        ann = Path(sys.argv[3])
+        result["sparse"] = sparse_summary(*sparse_learning(ann, data), data)
+        try:
+            sparse_learning(ann, data, out / "sparse.pt", stop_after=1)
+        except Stop:
+            pass
+        result["sparse_resumed"] = sparse_summary(*sparse_learning(ann, data, out / "sparse.pt"), data)
     torch.save(result, out / f"rank{rank}.pt")
     shutdown()
 

@@ -53,7 +53,7 @@ def test_brian2_head_spike_counts_equal_the_engine(converted, digits_data):
 
 
 def test_side_by_side_run_compares_counts_batch_by_batch(converted, digits_data):
-    from spikebench.backends.parity import run_side_by_side
+    from spikebench.backends.side_by_side import run_side_by_side
     from spikebench.energy import fanout_maps
 
     x = digits_data.test[0][:90]

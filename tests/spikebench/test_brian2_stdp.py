@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from spikebench.backends.brian2_stdp import brian2_stdp_step
-from spikebench.stdp import neuron_stdp_step
+from spikebench.stdp_learning import neuron_stdp_step
 
 
 @pytest.mark.parametrize("seed, threshold, timesteps", [(0, 6.0, 10), (1, 3.0, 6), (2, 40.0, 10)])

@@ -94,3 +94,17 @@ def test_helpers():
     assert powers_of_two(40) == [1, 2, 4, 8, 16, 32, 40]
     assert torch.equal(fixed_subset(50, 10, 3), fixed_subset(50, 10, 3))
     assert len(fixed_subset(50, 0, 3)) == 50
+
+
+def test_main_order_starts_with_the_sweep_subset_and_keeps_every_image_once():
+    from spikebench.convert import main_and_sweep_order, shared_first
+
+    main, sweep = main_and_sweep_order(100, seed=0, sweep_images=10, main_images=0)
+    assert torch.equal(main[:10], sweep) and torch.equal(sweep, fixed_subset(100, 10, 0))
+    assert sorted(main.tolist()) == list(range(100))
+    short, _ = main_and_sweep_order(100, seed=0, sweep_images=10, main_images=4)  # never fewer than the sweep's images
+    assert torch.equal(short, main[:10])
+    index = fixed_subset(100, 20, 0)
+    shared = fixed_subset(100, 10, 1)
+    reordered = shared_first(index, shared)
+    assert torch.equal(reordered[:10], shared) and len(reordered) == 20 and len(set(reordered.tolist())) == 20

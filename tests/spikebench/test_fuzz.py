@@ -10,11 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from baselines.train import BaselineParams
+from baselines.baseline import BaselineParams
 from spikebench.data import FASHION_MNIST_DIR, IDX_FILES, load_dataset, parse_idx
 from spikebench.errors import DatasetError, ParamsError
 from spikebench.params import load_section
-from spikebench.prepare import DataParams
+from baselines.prepare import DataParams
 
 yaml_values = st.recursive(
     st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True) | st.text(max_size=12),

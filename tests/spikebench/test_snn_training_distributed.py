@@ -39,7 +39,9 @@ def runs(digits_cnn, digits_data, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("snn_ddp")
     start = tmp / "start.pt"
     save_snn(start, convert(digits_cnn, digits_data.calibration(256, seed=0), percentile=99.9))
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(WORKER), str(start), str(tmp)]
+    torch.save(digits_cnn.state_dict(), tmp / "ann.pt")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(WORKER), str(start), str(tmp),
+               str(tmp / "ann.pt")]
     # two processes share the cores; more threads than cores would crawl
     launched = subprocess.run(command, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
     assert launched.returncode == 0, launched.stdout[-2000:] + launched.stderr[-3000:]
@@ -94,9 +96,25 @@ def test_two_processes_match_one_process_with_the_same_global_batch(runs):
 def test_a_stopped_run_resumes_from_rank_zeros_checkpoint(runs):
     """Stopped after epoch 1 and rerun: it resumes after epoch 1 (rank 0 alone says so) and ends
     exactly where the uninterrupted two-process run ends."""
-    assert runs["stdout"].count("resuming from") == 1
+    assert runs["stdout"].count("T=4: resuming from") == 1
     for rank in runs["ranks"]:
         resumed, uninterrupted = rank["resumed"], rank["uninterrupted"]
         assert untimed(resumed["history"]) == untimed(uninterrupted["history"])
         for key, value in uninterrupted["state"].items():
             assert torch.equal(value, resumed["state"][key]), key
+
+
+def test_sparse_learning_runs_data_parallel_and_resumes(runs):
+    """The same loop carries sparse learning: under torchrun both processes hold the same network
+    (mask updates from the averaged gradients agree), and a run stopped after epoch 1 resumes,
+    masks included, to exactly the uninterrupted result."""
+    first, second = (r["sparse"] for r in runs["ranks"])
+    for key, value in first["state"].items():
+        assert torch.equal(value, second["state"][key]), key
+    assert untimed(first["history"]) == untimed(second["history"]) and first["history"][0]["mask_updates"] > 0
+    assert first["test_accuracy"] > 0.8
+    assert runs["stdout"].count("resuming from") == 2  # the SNN's and the sparse run's, by rank 0 alone
+    for rank in runs["ranks"]:
+        assert untimed(rank["sparse_resumed"]["history"]) == untimed(rank["sparse"]["history"])
+        for key, value in rank["sparse"]["state"].items():
+            assert torch.equal(value, rank["sparse_resumed"]["state"][key]), key

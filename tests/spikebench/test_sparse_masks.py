@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from baselines.models import ArchConfig, build_model
-from baselines.training import accuracy
 from spikebench.errors import ModelError, ParamsError
 from spikebench.sparse_masks import (
     check_connected,
@@ -21,6 +20,7 @@ from spikebench.sparse_masks import (
     train_sparse,
     update_masks,
 )
+from spikebench.training import accuracy
 
 SHAPE = (1, 8, 8)
 
@@ -178,3 +178,42 @@ def test_sparse_training_learns_at_a_fixed_density_and_is_deterministic(digits_d
     second, again = run()
     assert score > 0.8  # 80% of the weights gone, two epochs of sparse learning recover most of the accuracy
     assert score == again and all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True))
+
+
+class Interrupted(Exception):
+    pass
+
+
+@pytest.mark.parametrize("mode", ["irregular", "structured"])
+def test_sparse_training_interrupted_mid_epoch_resumes_to_the_same_network_and_masks(digits_data, digits_cnn, tmp_path, mode):
+    """Killed in epoch 2 (after mask updates), a rerun resumes after epoch 1 with epoch 1's masks
+    and ends where an uninterrupted run ends: same weights, masks and per-epoch history."""
+
+    def run(checkpoint=None, crash_at=0):
+        model = copy.deepcopy(digits_cnn)
+        modules = list(model.children())
+        masks = irregular_masks(modules, 0.2) if mode == "irregular" else structured_masks(modules, SHAPE, 0.5)
+
+        calls = {"n": 0}
+
+        def loss_fn(model, x, y):
+            calls["n"] += 1
+            if calls["n"] == crash_at:
+                raise Interrupted
+            logits = model(x)
+            return nn.functional.cross_entropy(logits, y), logits
+
+        history = train_sparse(model, masks, digits_data.train, digits_data.val, input_shape=SHAPE, epochs=3, batch_size=32, lr=3e-3,
+                               seed=0, loss_fn=loss_fn, update_interval=4, train_subset=320, checkpoint=checkpoint)
+        return model, masks, [{k: v for k, v in vars(h).items() if k != "seconds"} for h in history]
+
+    reference, reference_masks, reference_history = run()
+    assert reference_history[1]["mask_updates"] > 0  # the resumed epochs change the masks, so the masks must be restored
+    checkpoint = tmp_path / "sparse.pt"
+    with pytest.raises(Interrupted):
+        run(checkpoint, crash_at=10 + 7)  # 320 images / 32 per batch = 10 steps per epoch: in epoch 2, after its mask update
+    model, masks, history = run(checkpoint)
+    assert history == reference_history
+    assert all(torch.equal(a, b) for a, b in zip(masks.weight, reference_masks.weight, strict=True))
+    for key, value in reference.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key

@@ -1,4 +1,4 @@
-"""STDP spiking CNN mechanics (spikebench/stdp.py) on real digits images and hand-made spike times."""
+"""STDP spiking CNN mechanics (spikebench/stdp_learning.py) on real digits images and hand-made spike times."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from spikebench.errors import ParamsError
-from spikebench.stdp import (
+from spikebench.stdp_learning import (
     ActivityCounts,
     InputSpec,
     LayerSpec,

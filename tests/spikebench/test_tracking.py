@@ -9,7 +9,8 @@ import urllib.request
 import pytest
 
 from spikebench.errors import SpikebenchError
-from spikebench.tracking import EXPERIMENT, child_run, stage_run, ui_server
+from spikebench.snn_training import SnnEpochStats
+from spikebench.tracking import EXPERIMENT, child_run, log_snn_epoch, stage_run, ui_server
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +74,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_mlflow_ui_serves_the_runs(tracking_on):
     import mlflow
 
@@ -86,3 +88,23 @@ def test_mlflow_ui_serves_the_runs(tracking_on):
         assert run_id in {r["info"]["run_id"] for r in found.get("runs", [])}
     with pytest.raises(OSError):  # exactly that server is gone
         urllib.request.urlopen(f"{url}/health", timeout=2)
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.logged: list[tuple[dict, int | None]] = []
+
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        self.logged.append((metrics, step))
+
+
+def test_snn_epoch_log_names_metrics_continues_steps_and_leaves_out_the_readout_leak(capsys):
+    run = _Recorder()
+    stats = SnnEpochStats(epoch=2, timesteps=4, train_loss=0.5, train_accuracy=0.8, val_accuracy=0.75, seconds=1.0,
+                          thresholds=[1.2, 0.9], leaks=[0.95, 1.0, 1.0])
+    log_snn_epoch(run, label="irregular SNN", prefix="snn_", offset=3)(stats)
+    ((metrics, step),) = run.logged
+    assert step == 5  # epochs continue after the 3 logged before
+    assert metrics == {"snn_train_loss": 0.5, "snn_train_accuracy": 0.8, "snn_val_accuracy": 0.75, "snn_epoch_seconds": 1.0,
+                       "threshold_0": 1.2, "threshold_1": 0.9, "leak_0": 0.95, "leak_1": 1.0}
+    assert capsys.readouterr().out == "  irregular SNN T=4 epoch 2: loss 0.5000 val 0.7500 (1.0s)\n"

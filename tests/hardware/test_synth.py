@@ -6,12 +6,13 @@ import re
 
 import pytest
 
-from hardware.synth.flow import LIBERTY, ToolError, require_technology, require_tool
-from hardware.synth.liberty import read_liberty
-from hardware.tests.gate_netlist import CLOCK_MHZ, synthesized  # noqa: F401  (session fixture)
-from hardware.tests.random_nets import TEST_CONFIG
+from hardware.synthesis.flow import LIBERTY, ToolError, require_technology, require_tool
+from hardware.synthesis.liberty import read_liberty
+from tests.hardware.gate_netlist import CLOCK_MHZ, synthesized  # noqa: F401  (session fixture)
+from tests.hardware.random_nets import TEST_CONFIG
 
 
+@pytest.mark.slow
 def test_core_maps_to_osu_cells_with_memories_outside_and_meets_timing(synthesized):  # noqa: F811
     result, timing = synthesized
     library = read_liberty(LIBERTY)
@@ -36,6 +37,6 @@ def test_missing_eda_tool_names_the_apt_package(tool, package, monkeypatch, tmp_
 
 
 def test_missing_cell_library_names_the_apt_package(monkeypatch, tmp_path):
-    monkeypatch.setattr("hardware.synth.flow.LIBERTY", tmp_path / "missing.lib")
+    monkeypatch.setattr("hardware.synthesis.flow.LIBERTY", tmp_path / "missing.lib")
     with pytest.raises(ToolError, match="apt-get install qflow-tech-osu018"):
         require_technology()

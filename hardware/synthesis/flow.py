@@ -17,11 +17,12 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hardware.config import HardwareConfig
-from hardware.synth.liberty import read_liberty
+from hardware.config import Constraints, HardwareConfig, SramTiming, SynthParams
+from hardware.synthesis.liberty import read_liberty
 from spikebench.errors import SpikebenchError
 
 SYNTH_DIR = Path(__file__).resolve().parent
@@ -37,6 +38,7 @@ VOLTAGE = 1.8  # V, the library's nominal (typical corner) supply
 TOOLS = {"yosys": "yosys", "iverilog": "iverilog", "vvp": "iverilog", "sta": "opensta"}
 
 SOURCE_CELL = "spikebench_source"
+NETLIST_FILE = "snn_core.v"   # in the synth stage's folder (spikebench.paths.NETLIST_DIR); yosys JSON: snn_core.json
 _SRAM_INSTANCE = re.compile(r"snn_sram\s*#\(\s*\.A\(32's?d(\d+)\),\s*\.W\(32's?d(\d+)\)\s*\)")
 
 
@@ -75,20 +77,10 @@ def sram_cell_name(width: int, addr_bits: int) -> str:
     return f"snn_sram_w{width}_a{addr_bits}"
 
 
-@dataclass(frozen=True)
-class SramTiming:
-    """Assumed macro timing of a 0.18 µm SRAM (no memory compiler on this machine)."""
-
-    access_ns: float = 2.5      # clock to read data valid
-    setup_ns: float = 0.3       # address / data / enable setup before the clock
-    pin_cap_pf: float = 0.01    # input pin capacitance, about one gate input
-    output_slew_ns: float = 0.2  # read-data transition
-
-
 @dataclass
 class SynthResult:
     netlist: Path          # gate-level Verilog, memories as `snn_sram #(.A, .W)` instances
-    netlist_json: Path     # the same netlist as yosys JSON (connectivity for power.py)
+    netlist_json: Path     # the same netlist as yosys JSON (connectivity for power_model.py)
     sta_netlist: Path      # memories renamed to their Liberty macro names
     sram_liberty: Path
     area_um2: float        # standard cells only (memories excluded)
@@ -116,7 +108,7 @@ def memory_instances(netlist_json: Path, top: str = "snn_core") -> dict[str, tup
             for name, cell in module["cells"].items() if cell["type"] == "snn_sram"}
 
 
-def write_sram_liberty(path: Path, shapes: set[tuple[int, int]], timing: SramTiming, source_slew_ns: float = 0.1) -> None:
+def write_sram_liberty(path: Path, shapes: set[tuple[int, int]], timing: SramTiming, source_slew_ns: float) -> None:
     """One Liberty macro per memory shape: timing arcs for OpenSTA, pin loads for power.
 
     No internal or leakage power: the memories' energy is charged per access instead.
@@ -150,7 +142,7 @@ def write_sram_liberty(path: Path, shapes: set[tuple[int, int]], timing: SramTim
                   f'        rise_transition (scalar) {{ values ("{t.output_slew_ns}"); }} fall_transition (scalar) {{ values ("{t.output_slew_ns}"); }} }}',
                   "    }", "  }"]
     # a clocked source with no data input: it drives the former input ports and constants in the
-    # netlist OpenSTA's power report reads (hardware/power.py, `power_netlist`)
+    # netlist OpenSTA's power report reads (hardware/power_model.py, `power_netlist`)
     lines += [f"  cell ({SOURCE_CELL}) {{", "    area : 0;", "    dont_use : true;", "    is_macro_cell : true;",
               "    pin (clk) { direction : input; clock : true; capacitance : 0; }",
               "    pin (y) { direction : output;",
@@ -167,8 +159,7 @@ def write_sta_netlist(netlist: Path, path: Path) -> None:
     path.write_text(text)
 
 
-def synthesize(config: HardwareConfig, out: Path, clock_mhz: float, sram: SramTiming | None = None,
-               input_slew_ns: float = 0.1) -> SynthResult:
+def synthesize(config: HardwareConfig, out: Path, clock_mhz: float, sram: SramTiming, input_slew_ns: float) -> SynthResult:
     """Map snn_core for `config` into `out` (netlist, JSON, stats, macro Liberty); abc maps
     for the target clock period (`-D`: delay-driven mapping, fan-out buffering, gate sizing)."""
     require_technology()
@@ -181,7 +172,7 @@ def synthesize(config: HardwareConfig, out: Path, clock_mhz: float, sram: SramTi
     counts = {k.lstrip("\\"): int(v) for k, v in stat["num_cells_by_type"].items()}
     memories = memory_instances(out / "snn_core.json")
     liberty = out / "snn_sram_macros.lib"
-    write_sram_liberty(liberty, set(memories.values()), sram or SramTiming(), input_slew_ns)
+    write_sram_liberty(liberty, set(memories.values()), sram, input_slew_ns)
     write_sta_netlist(out / "snn_core.v", out / "snn_core_sta.v")
     cells = read_liberty(LIBERTY).cells  # yosys 0.23's `stat -json` has no area
     area = sum(cells[k].area * v for k, v in counts.items() if k in cells)
@@ -189,18 +180,6 @@ def synthesize(config: HardwareConfig, out: Path, clock_mhz: float, sram: SramTi
         netlist=out / "snn_core.v", netlist_json=out / "snn_core.json", sta_netlist=out / "snn_core_sta.v", sram_liberty=liberty,
         area_um2=area, cells=sum(v for k, v in counts.items() if k != "snn_sram"),
         flops=sum(v for k, v in counts.items() if k.startswith("DFF")), cell_counts=counts, memories=memories)
-
-
-@dataclass(frozen=True)
-class Constraints:
-    clock_mhz: float = 50.0
-    io_delay_fraction: float = 0.2   # input/output delay as a fraction of the period
-    input_slew_ns: float = 0.1
-    output_load_pf: float = 0.02
-
-    @property
-    def period_ns(self) -> float:
-        return 1e3 / self.clock_mhz
 
 
 def write_sdc(path: Path, constraints: Constraints) -> None:
@@ -234,3 +213,21 @@ def run_timing(result: SynthResult, constraints: Constraints, out: Path) -> Timi
     report = text[: match.start()].strip()
     return TimingResult(clock_mhz=constraints.clock_mhz, worst_slack_ns=slack,
                         max_clock_mhz=1e3 / (constraints.period_ns - slack), critical_path=report)
+
+
+def synthesis_report(hw: HardwareConfig, params: SynthParams, out: Path) -> dict:
+    """Synthesise and time into `out`; the figures of reports/hardware_synth.json."""
+    started = time.perf_counter()
+    result = synthesize(hw, out, params.clock_mhz, params.sram_timing(), params.input_slew_ns)
+    synth_seconds = time.perf_counter() - started
+    timing = run_timing(result, params.constraints(), out)
+    (Path(out) / "timing.rpt").write_text(timing.critical_path + "\n")
+    return {
+        "clock_mhz": params.clock_mhz, "worst_slack_ns": timing.worst_slack_ns, "max_clock_mhz": timing.max_clock_mhz,
+        "area_um2": result.area_um2, "area_mm2": result.area_um2 * 1e-6, "cells": result.cells, "flops": result.flops,
+        "cell_counts": result.cell_counts, "memories": {k: {"width": w, "addr_bits": a} for k, (w, a) in result.memories.items()},
+        "memory_bits": sum(w * 2**a for w, a in result.memories.values()), "hardware": hw.to_dict(),
+        "synth_seconds": round(synth_seconds, 1), "sram_access_ns": params.sram_access_ns,
+        "input_slew_ns": params.input_slew_ns, "output_load_pf": params.output_load_pf,
+        "technology": "OSU 0.18 um (qflow-tech-osu018), typical corner, 1.8 V, 25 C; memories excluded from area",
+    }

@@ -2,7 +2,7 @@
 
 Training checkpoints every epoch (under checkpoints/, keyed by params and split) and
 resumes after an interruption. Launch with `torchrun --nproc_per_node N -m
-baselines.train` to train data-parallel; rank 0 writes the outputs.
+baselines.baseline` to train data-parallel; rank 0 writes the outputs.
 """
 
 from __future__ import annotations
@@ -13,21 +13,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from baselines.models import ARCHS, ArchConfig, build_model
-from baselines.training import EpochStats, accuracy, fit, seed_everything
-from spikebench.data import load_prepared
+from spikebench import paths
+from spikebench.data import SplitData, load_prepared
 from spikebench.distributed import init_from_env, shutdown
-from spikebench.energy import MacCounter, count_params, energy_joules
+from spikebench.energy import MacCounter, count_params
 from spikebench.errors import cli_main
 from spikebench.io import save_checkpoint
 from spikebench.params import constraint, load_section, resolve_device
 from spikebench.plots import plot_training_curve
-from spikebench.results import ResultRow, write_rows
+from spikebench.results import RowContext, write_rows
 from spikebench.tracking import stage_run
+from spikebench.training import EpochStats, accuracy, fit, seed_everything
 
-MODEL_PATH = "models/ann.pt"
-RESULTS_PATH = "results/baseline.json"
-CURVE_PATH = "reports/baseline_training.png"
-CHECKPOINT_DIR = Path("checkpoints")
+CHECKPOINT_DIR = Path("checkpoints")  # resumable training state (not a DVC output)
 
 
 @dataclass(frozen=True)
@@ -79,25 +77,23 @@ def main() -> None:
         print(f"baseline: test accuracy {test_accuracy:.4f}, trained in {sum(s.seconds for s in history):.0f}s on {device} x{world}")
 
 
-def write_outputs(model, config, params, data, history, test_accuracy, seed, device, world, run) -> None:
+def write_outputs(model, config: ArchConfig, params: BaselineParams, data: SplitData, history: list[EpochStats],
+                  test_accuracy: float, seed: int, device: str, world: int, run) -> None:
+    """models/ann.pt, the training curve and the ANN row of results/baseline.json (rank 0 only)."""
     train_seconds = sum(s.seconds for s in history)
     macs = MacCounter(model).count(data.input_shape)
-    params_total, nonzero = count_params(model)
     run.log_metrics({"test_accuracy": test_accuracy, "train_seconds": train_seconds, "macs_per_image": macs})
     meta = {**config.to_meta(), "dataset": data.dataset, "split_hash": data.split_hash, "test_accuracy": test_accuracy}
-    save_checkpoint(MODEL_PATH, model.state_dict(), meta)
-    plot_training_curve(history, CURVE_PATH, title=f"{params.arch} on {data.dataset}")
-    run.log_artifact(CURVE_PATH)
-    run.log_artifact(MODEL_PATH, "model")
-    row = ResultRow(
-        method="ann", library="torch", dataset=data.dataset, split_hash=data.split_hash, arch=params.arch,
-        timesteps=0, accuracy=test_accuracy, ann_accuracy=test_accuracy, spikes_per_image=0.0,
-        synops_per_image=0.0, macs_per_image=float(macs), energy_per_image_j=energy_joules(macs, 0),
-        params=params_total, nonzero_params=nonzero, weight_bits=32, seed=seed,
-        mlflow_run_id=run.run_id, mlflow_experiment_id=run.experiment_id,
+    save_checkpoint(paths.ANN_MODEL, model.state_dict(), meta)
+    plot_training_curve(history, paths.BASELINE_CURVE, title=f"{params.arch} on {data.dataset}")
+    run.log_artifact(paths.BASELINE_CURVE)
+    run.log_artifact(paths.ANN_MODEL, "model")
+    row = RowContext.of(data, seed, run).row(
+        "ann", "torch", params.arch, timesteps=0, accuracy=test_accuracy, test_images=len(data.test[1]),
+        ann_accuracy=test_accuracy, macs_per_image=float(macs), params=count_params(model), weight_bits=32,
         extra={"train_seconds": round(train_seconds, 1), "epochs": params.epochs, "device": device, "processes": world},
     )
-    write_rows(RESULTS_PATH, [row])
+    write_rows(paths.BASELINE_RESULTS, [row])
 
 
 if __name__ == "__main__":

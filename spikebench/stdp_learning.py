@@ -445,8 +445,7 @@ def train_layer(
     """
     from tqdm.auto import tqdm
 
-    spec = network.layers[index]
-    weight = network.weights[index]
+    spec, weight = network.layers[index], network.weights[index]
     T, pad = network.timesteps, spec.kernel // 2
     log = LayerTrainingLog(layer=index + 1)
     log.curve.append((0, convergence(weight)))
@@ -462,40 +461,61 @@ def train_layer(
         for b in range(len(batch)):
             if seen >= max_images:
                 break
-            potentials = conv_potentials(batch[b : b + 1], weight, T, pad)[:, 0]
-            times, at_fire = fire(potentials[:, None], spec.threshold)
-            winners = k_winners(times[0], at_fire[0], T, spec.winners, spec.radius)
-            if not winners:
+            if not _learn_from_image(weight, spec, T, batch[b : b + 1], padded[b], *rate.at(seen)):
                 log.silent_images += 1
-            a_plus, a_minus = rate.at(seen)
-            for w in winners:
-                patch = padded[b, :, w.row : w.row + spec.kernel, w.col : w.col + spec.kernel]
-                weight[w.channel] += stdp_delta(weight[w.channel], patch, w.time, a_plus, a_minus)
             seen += 1
             bar.update(1)
-            if seen % log_every == 0:
-                c = convergence(weight)
-                log.curve.append((seen, c))
-                if on_log is not None:
-                    on_log(index, seen, c)
-                if c < stop_convergence:
-                    log.stopped_by = "convergence"
-                    break
+            if seen % log_every == 0 and _log_convergence(log, weight, seen, on_log, stop_convergence):
+                break
         torch.set_num_threads(threads)
         if log.stopped_by == "convergence":
             break
     bar.close()
+    _finish_log(log, weight, seen, spec)
+    return log
+
+
+def _learn_from_image(weight: torch.Tensor, spec: LayerSpec, timesteps: int, times: torch.Tensor, padded: torch.Tensor,
+                      a_plus: float, a_minus: float) -> bool:
+    """One image's STDP step: k winners over T steps, each winner's map learns from its receptive field.
+
+    `times` is the image's (1, C, H, W) input spike times, `padded` the same padded for the kernel.
+    Returns False when no neuron fired (nothing learnt).
+    """
+    pad = spec.kernel // 2
+    potentials = conv_potentials(times, weight, timesteps, pad)[:, 0]
+    fired, at_fire = fire(potentials[:, None], spec.threshold)
+    winners = k_winners(fired[0], at_fire[0], timesteps, spec.winners, spec.radius)
+    for w in winners:
+        patch = padded[:, w.row : w.row + spec.kernel, w.col : w.col + spec.kernel]
+        weight[w.channel] += stdp_delta(weight[w.channel], patch, w.time, a_plus, a_minus)
+    return bool(winners)
+
+
+def _log_convergence(log: LayerTrainingLog, weight: torch.Tensor, seen: int, on_log, stop_convergence: float) -> bool:
+    """Record C after `seen` images; True (and `stopped_by` set) once C < stop_convergence."""
+    c = convergence(weight)
+    log.curve.append((seen, c))
+    if on_log is not None:
+        on_log(log.layer - 1, seen, c)
+    if c < stop_convergence:
+        log.stopped_by = "convergence"
+        return True
+    return False
+
+
+def _finish_log(log: LayerTrainingLog, weight: torch.Tensor, seen: int, spec: LayerSpec) -> None:
+    """Close the curve at the last image and warn if the layer never fired while learning."""
     log.images = seen
     if log.curve[-1][0] != seen:
         log.curve.append((seen, convergence(weight)))
     if seen and log.silent_images == seen:
+        layer = log.layer - 1
         warnings.warn(
-            f"stdp: layer conv{index + 1} never fired while learning ({seen} images); lower stdp.thresholds[{index}] ({spec.threshold:g})",
+            f"stdp: layer conv{layer + 1} never fired while learning ({seen} images); lower stdp.thresholds[{layer}] ({spec.threshold:g})",
             SilentLayerWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    return log
-
 
 
 def neuron_stdp_step(

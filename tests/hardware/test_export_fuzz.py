@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hardware.export import IntNetwork, load_and_quantise
-from hardware.tests.random_nets import TEST_CONFIG, random_checkpoint
 from spikebench.errors import ModelError
 from spikebench.io import save_checkpoint
+from tests.hardware.random_nets import TEST_CONFIG, random_checkpoint
 
 
 def _synaptic_keys(state: dict) -> list[str]:

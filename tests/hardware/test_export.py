@@ -10,8 +10,8 @@ import torch
 from hardware.config import HardwareConfig
 from hardware.export import quantise, write_memory_images
 from hardware.golden import run_golden
-from hardware.tests.random_nets import TEST_CONFIG, _fc_meta, random_checkpoint, sparsity_checkpoint
 from spikebench.errors import ModelError
+from tests.hardware.random_nets import TEST_CONFIG, _fc_meta, random_checkpoint, sparsity_checkpoint
 
 
 def _one_line_error(state, meta, config, *needles):

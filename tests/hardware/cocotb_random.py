@@ -18,9 +18,9 @@ import numpy as np
 from hardware.driver import CoreDriver
 from hardware.export import quantise, write_memory_images
 from hardware.golden import run_golden
-from hardware.rtl_sim import cycle_overhead
-from hardware.tests.random_nets import TEST_CONFIG, random_checkpoint, random_images, saturating_checkpoint, sparsified, sparsity_checkpoint
+from hardware.rtl_report import cycle_overhead
 from spikebench.errors import ModelError
+from tests.hardware.random_nets import TEST_CONFIG, random_checkpoint, random_images, saturating_checkpoint, sparsified, sparsity_checkpoint
 
 
 @cocotb.test()

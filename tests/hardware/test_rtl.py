@@ -15,10 +15,13 @@ import os
 import shutil
 import subprocess
 
+import pytest
+
 from hardware.config import HardwareConfig
 from hardware.driver import batch_plusargs
 from hardware.sim import HARDWARE_DIR, RTL_DIR, build, memory_plusargs, rtl_sources, run_cocotb
-from hardware.tests.random_nets import TEST_CONFIG
+from spikebench.params import load_section
+from tests.hardware.random_nets import TEST_CONFIG
 
 SEED = os.environ.get("SNN_SEED", "20240611")
 UNIT_VECTORS = 2000      # per block, 4 blocks
@@ -26,24 +29,27 @@ RANDOM_CASES = 48        # random networks ...
 RANDOM_VECTORS = 50      # ... each with this many random input images
 
 
+@pytest.mark.slow
 def test_blocks_match_reference_models(tmp_path):
     build_dir = build(TEST_CONFIG, toplevel="snn_units_tb", sources=[*rtl_sources(), HARDWARE_DIR / "tb" / "snn_units_tb.v"])
-    run_cocotb(build_dir, "hardware.tests.cocotb_units", toplevel="snn_units_tb", test_dir=tmp_path,
+    run_cocotb(build_dir, "tests.hardware.cocotb_units", toplevel="snn_units_tb", test_dir=tmp_path,
                env={"SNN_SEED": SEED, "SNN_UNIT_VECTORS": str(UNIT_VECTORS)})
 
 
+@pytest.mark.slow
 def test_random_networks_saturation_and_sparsity_match_golden(tmp_path):
     """One simulator run: random networks, the saturation case and the sparsity sweep."""
     build_dir = build(TEST_CONFIG)
     env = {"SNN_SEED": SEED, "SNN_CASES": str(RANDOM_CASES), "SNN_VECTORS": str(RANDOM_VECTORS), "SNN_MEMDIR": str(tmp_path)}
-    run_cocotb(build_dir, "hardware.tests.cocotb_random", test_dir=tmp_path,
+    run_cocotb(build_dir, "tests.hardware.cocotb_random", test_dir=tmp_path,
                plusargs=memory_plusargs(tmp_path) + batch_plusargs(tmp_path), env=env)
 
 
 def test_verilator_lint_is_clean():
     verilator = shutil.which("verilator")
     assert verilator, "verilator not installed; run make setup"
-    for config in (HardwareConfig(), TEST_CONFIG):  # the stage's and the tests' parameters
+    _, stage_config = load_section(HardwareConfig, "hardware")
+    for config in (stage_config, TEST_CONFIG):  # the stage's (params.yaml) and the tests' parameters
         params = [f"-G{k}={v}" for k, v in config.verilog_parameters().items()]
         result = subprocess.run([verilator, "--lint-only", "-Wall", f"-I{RTL_DIR}", "--top-module", "snn_core", *params,
                                  *map(str, rtl_sources())], capture_output=True, text=True)

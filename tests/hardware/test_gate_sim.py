@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 
 from hardware.export import quantise
-from hardware.gate_sim import CLOCK_PERIOD_NS, build_gate, run_gate_level
-from hardware.power import gate_power, load_library, memory_accesses, netlist_module, opensta_power
-from hardware.synth.flow import LIBERTY, Constraints
-from hardware.tests.gate_netlist import CLOCK_MHZ, synthesized  # noqa: F401  (session fixture)
-from hardware.tests.random_nets import TEST_CONFIG, sparsified, sparsity_checkpoint
+from hardware.gate_level import CLOCK_PERIOD_NS, build_gate, run_gate_level
+from hardware.power_model import gate_power, load_library, memory_accesses, netlist_module, opensta_power
+from hardware.synthesis.flow import LIBERTY
+from tests.hardware.gate_netlist import CLOCK_MHZ, CONSTRAINTS, synthesized  # noqa: F401  (session fixture)
+from tests.hardware.random_nets import TEST_CONFIG, sparsified, sparsity_checkpoint
+
+pytestmark = pytest.mark.slow  # yosys synthesis and gate-level Icarus runs
 
 TIMESTEPS = 1
 FRACTIONS = [1.0, 0.15]  # pixels kept: dense, sparse
@@ -39,7 +41,7 @@ def gate_runs(synthesized, tmp_path_factory):  # noqa: F811
 
 def test_outputs_match_and_power_follows_input_sparsity(gate_runs):
     _, module, library, images, runs = gate_runs  # run_gate_level raised if any output or counter differed
-    constraints = Constraints(clock_mhz=CLOCK_MHZ)
+    constraints = CONSTRAINTS
     f = CLOCK_MHZ * 1e6
     dense, sparse = (gate_power(module, library, run.activity, constraints) for run in runs)
     dynamic = [(p.internal_j + p.switching_j) * f for p in (dense, sparse)]
@@ -59,7 +61,7 @@ def test_outputs_match_and_power_follows_input_sparsity(gate_runs):
 
 def test_switching_and_leakage_agree_with_opensta_on_the_design(gate_runs, tmp_path):
     result, module, library, _, runs = gate_runs
-    constraints = Constraints(clock_mhz=CLOCK_MHZ)
+    constraints = CONSTRAINTS
     f = CLOCK_MHZ * 1e6
     activity = runs[0].activity
     ours = gate_power(module, library, activity, constraints)

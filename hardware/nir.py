@@ -7,9 +7,9 @@ Writes models/selected.nir and reports/nir.json (agreement, both accuracies, T).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
-from hardware.select import load_selected
+from hardware.selection import load_selected
+from spikebench import paths
 from spikebench.data import load_prepared
 from spikebench.errors import SpikebenchError, cli_main
 from spikebench.io import atomic_write_json
@@ -17,9 +17,6 @@ from spikebench.nir_interchange import imported_membrane, read_graph, snntorch_f
 from spikebench.params import constraint, load_section
 from spikebench.spiking import load_snn, simulate
 from spikebench.tracking import stage_run
-
-NIR_PATH = Path("models/selected.nir")
-REPORT_PATH = Path("reports/nir.json")
 
 
 @dataclass(frozen=True)
@@ -42,14 +39,14 @@ def main() -> None:
 
     with stage_run("nir", method=selected["method"], library="snntorch", dataset=data.dataset, split_hash=data.split_hash,
                    params={"nir": asdict(params), "model": selected["model_path"]}) as run:
-        write_graph(to_nir(net, tuple(data.input_shape), timesteps), NIR_PATH)
-        module = snntorch_from_nir(read_graph(NIR_PATH))
+        write_graph(to_nir(net, tuple(data.input_shape), timesteps), paths.NIR_MODEL)
+        module = snntorch_from_nir(read_graph(paths.NIR_MODEL))
         ours = simulate(net, x, timesteps, params.batch_size, progress="engine").predictions()
         theirs = imported_membrane(module, x, timesteps, params.batch_size).argmax(1)
         agreement = float((ours == theirs).float().mean())
         report = {
             "model_path": selected["model_path"],
-            "nir_path": str(NIR_PATH),
+            "nir_path": str(paths.NIR_MODEL),
             "timesteps": timesteps,
             "images": len(y),
             "agreement": agreement,
@@ -59,12 +56,12 @@ def main() -> None:
             "importer": "snntorch 1.0.0 node builders via nirtorch; IF and Flatten built per the NIR spec (spikebench/nir_interchange.py)",
         }
         run.log_metrics({k: report[k] for k in ("agreement", "engine_accuracy", "snntorch_accuracy", "differing_images")})
-        atomic_write_json(REPORT_PATH, report)
-        run.log_artifact(NIR_PATH, "nir")
+        atomic_write_json(paths.NIR_REPORT, report)
+        run.log_artifact(paths.NIR_MODEL, "nir")
         if agreement < params.min_agreement:
-            raise SpikebenchError(f"nir: snntorch's import of {NIR_PATH} agrees with the engine on {agreement:.4%} of "
+            raise SpikebenchError(f"nir: snntorch's import of {paths.NIR_MODEL} agrees with the engine on {agreement:.4%} of "
                                   f"{len(y)} test images, below nir.min_agreement={params.min_agreement}")
-    print(f"nir: {NIR_PATH} re-imported through snntorch agrees on {agreement:.2%} of {len(y)} test images "
+    print(f"nir: {paths.NIR_MODEL} re-imported through snntorch agrees on {agreement:.2%} of {len(y)} test images "
           f"(engine {report['engine_accuracy']:.4f}, snntorch {report['snntorch_accuracy']:.4f}, T={timesteps})")
 
 

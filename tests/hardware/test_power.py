@@ -7,8 +7,9 @@ import subprocess
 
 import pytest
 
-from hardware.power import gate_power, load_library, opensta_power, read_activity
-from hardware.synth.flow import CELL_MODELS, LIBERTY, Constraints, SramTiming, write_sram_liberty
+from hardware.config import Constraints, SramTiming
+from hardware.power_model import gate_power, load_library, opensta_power, read_activity
+from hardware.synthesis.flow import CELL_MODELS, LIBERTY, write_sram_liberty
 from spikebench.errors import SpikebenchError
 
 PERIOD_NS = 10.0
@@ -66,7 +67,7 @@ def inverter_run(tmp_path_factory):
     subprocess.run(["vvp", "-n", "sim.vvp"], cwd=work, check=True, capture_output=True)
     activity = read_activity([work / "inv.vcd"], None, PERIOD_NS, scope="tb.dut", module=MODULE)
     macros = work / "macros.lib"
-    write_sram_liberty(macros, set(), SramTiming(), source_slew_ns=SLEW_NS)
+    write_sram_liberty(macros, set(), SramTiming(access_ns=2.5), source_slew_ns=SLEW_NS)
     return work, activity, load_library(macros), Constraints(clock_mhz=1e3 / PERIOD_NS, input_slew_ns=SLEW_NS, output_load_pf=LOAD_PF)
 
 
@@ -114,31 +115,39 @@ def test_missing_dump_is_one_clear_error(tmp_path):
 
 
 def test_energy_per_inference_scales_to_the_full_run_and_to_45nm(inverter_run, tmp_path):
-    """The results row: energy per simulated cycle x cycles of one inference at the model's T,
-    the 45 nm figure at 1/16, and the leaderboard's hardware table beside the published chips."""
-    from hardware.power import memory_accesses
-    from hardware.power_stage import PowerParams, hardware_row
-    from leaderboard.build import build
-    from spikebench.results import ResultRow, write_rows
+    """The results row: energy per simulated cycle x cycles of one inference at the model's T in
+    `hw_energy_per_image_j` (180 nm), the 45 nm op model in `energy_per_image_j` as in every row,
+    the 45 nm-scaled measurement at 1/16, and the leaderboard's hardware table beside the published chips."""
+    import yaml
+
+    from hardware.power_model import HW_NODE, hardware_row, memory_accesses
+    from hardware.rtl_report import OpCounts
+    from leaderboard.tables import hardware_table
+    from spikebench import paths
+    from spikebench.energy import energy_joules
+    from spikebench.results import RowContext, rows_frame, write_rows
 
     _, activity, library, constraints = inverter_run
     ours = gate_power(MODULE, library, activity, constraints)
     clock_hz = constraints.clock_mhz * 1e6
     power = {"ours": ours, "check": {}, "memories": memory_accesses(MODULE, activity), "clock_hz": clock_hz, "memory_j_per_cycle": 1e-12}
-    rtl = ResultRow(method="hardware", library="rtl", dataset="digits", split_hash="s", arch="cnn (conversion)", timesteps=8, accuracy=1.0,
-                    ann_accuracy=0.95, spikes_per_image=10.0, synops_per_image=5000.0, macs_per_image=64.0, energy_per_image_j=1e-8,
-                    params=100, nonzero_params=90, weight_bits=8, seed=0, extra={"cycles_per_image": {"mean": 1000.0}, "golden_accuracy": 0.93})
+    context = RowContext("digits", "s", seed=0)
+    rtl = context.row("hardware", "rtl", "cnn (conversion)", timesteps=8, accuracy=1.0, test_images=2, ann_accuracy=0.95,
+                      ops=OpCounts(spikes=10.0, synops=5000.0, macs=64.0), params=(100, 90), weight_bits=8, hw_cycles_per_image=1000.0,
+                      hw_clock_mhz=constraints.clock_mhz, extra={"golden_accuracy": 0.93, "golden_test_images": 360})
     gate = {"images": 1, "runs": [{"cycles": 150}], "timesteps": 2, "model_timesteps": 8, "mismatches": 0}
     synth = {"clock_mhz": constraints.clock_mhz, "max_clock_mhz": 120.0, "area_mm2": 0.5, "cells": 1, "flops": 0, "memory_bits": 0}
-    row, _ = hardware_row(rtl, gate, synth, power, activity, PowerParams(), seed=0)
+    row, report = hardware_row(rtl, gate, synth, power, activity, 2.5, context)
     per_cycle = ours.internal_j + ours.switching_j + ours.leakage_w / clock_hz + 1e-12
     cycles = 1000.0 + (activity.cycles - 150)      # the RTL's core cycles + this run's host cycles per image
-    assert row.energy_per_image_j == pytest.approx(per_cycle * cycles)
-    assert row.extra["energy_per_image_j_45nm"] == pytest.approx(row.energy_per_image_j / 16)
-    assert row.extra["energy_per_sop_j"] == pytest.approx(row.energy_per_image_j / 5000.0)
+    assert row.hw_energy_per_image_j == pytest.approx(per_cycle * cycles) == report["energy_per_image_j"]["total"]
+    assert row.energy_per_image_j == pytest.approx(energy_joules(64.0, 5000.0))  # the 45 nm op model, not the measurement
+    assert (row.hw_node, row.hw_clock_mhz, row.hw_cycles_per_image) == (HW_NODE, constraints.clock_mhz, 1000.0)
+    assert row.extra["energy_per_image_j_45nm"] == pytest.approx(row.hw_energy_per_image_j / 16)
+    assert row.extra["energy_per_sop_j"] == pytest.approx(row.hw_energy_per_image_j / 5000.0)
     assert row.extra["images_per_s"] == pytest.approx(clock_hz / 1000.0)
-    assert row.accuracy == 0.93 and row.extra["activity_scaled"] and row.extra["leaderboard"] is False
+    assert (row.accuracy, row.test_images) == (0.93, 360) and row.extra["activity_scaled"] and row.headline is False
+    assert not {"node", "clock_mhz", "leaderboard", "model_path", "cycles_per_image"} & set(row.extra)
     write_rows(tmp_path / "hw.json", [row])
-    build([str(tmp_path / "hw.json")], tmp_path / "LEADERBOARD.md", tmp_path / "plots")
-    table = (tmp_path / "LEADERBOARD.md").read_text().split("## SNN hardware")[1]
+    table = hardware_table(rows_frame([tmp_path / "hw.json"]), yaml.safe_load(paths.PRIOR_ART.read_text()))
     assert "(measured; gate-level activity of T=2" in table and "ODIN (published)" in table and "45 nm-scaled" in table

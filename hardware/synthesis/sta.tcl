@@ -1,4 +1,4 @@
-# OpenSTA timing of the mapped core (hardware/synth/flow.py fills the placeholders).
+# OpenSTA timing of the mapped core (hardware/synthesis/flow.py fills the placeholders).
 read_liberty {liberty}
 read_liberty {sram_liberty}
 read_verilog {netlist}

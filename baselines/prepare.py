@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from spikebench import paths
 from spikebench.data import DATASETS, load_dataset, make_splits, write_prepared
 from spikebench.errors import cli_main
 from spikebench.params import constraint, load_section
 from spikebench.tracking import stage_run
-
-OUT_DIR = "data/prepared"
 
 
 @dataclass(frozen=True)
@@ -25,7 +24,7 @@ def main() -> None:
     common, params = load_section(DataParams, "data")
     raw = load_dataset(params.dataset, params.data_dir)
     splits = make_splits(raw, params.val_fraction, params.test_fraction, common.seed)
-    manifest = write_prepared(OUT_DIR, raw, splits, common.seed, params.data_dir)
+    manifest = write_prepared(paths.PREPARED_DIR, raw, splits, common.seed, params.data_dir)
     with stage_run("prepare", method="ann", library="torch", dataset=raw.name, split_hash=manifest["split_hash"], params=params) as run:
         run.log_metrics({f"n_{k}": v for k, v in manifest["sizes"].items()})
     print(f"prepare: {raw.name} split {manifest['split_hash']} sizes {manifest['sizes']}")
