@@ -159,9 +159,10 @@ class ConfigResult:
 # --- the phases of one configuration --------------------------------------------------------------
 
 def sparse_ann_phase(meta_model: nn.Sequential, config: CompressionConfig, data: SplitData, test: Batch,
-                     params: AttentionPruningParams, seed: int, rows: MethodRows, child: StageRun) -> tuple[nn.Sequential, SparseMasks, ResultRow]:
+                     params: AttentionPruningParams, seed: int, rows: MethodRows, child: StageRun,
+                     resume: Path) -> tuple[nn.Sequential, SparseMasks, ResultRow]:
     """The attention-guided sparse student and its row (MACs over non-zero weights)."""
-    student, masks = compress(meta_model, config, data, params.sparse_learning(), seed, child)
+    student, masks = compress(meta_model, config, data, params.sparse_learning(), seed, child, checkpoint=resume / f"{config.name}_sparse.pt")
     student_accuracy = accuracy(student, test)
     row = config_rows(rows, config, masks, student).ann(student, student_accuracy, sparse_macs(student, data.input_shape),
                                                         extra={"step": "sparse_ann", "config": "sparse ANN (non-zero MACs)"})
@@ -205,7 +206,7 @@ def run_config(meta_model: nn.Sequential, config: CompressionConfig, data: Split
     """Compression, conversion and DIET-SNN training of one configuration (one MLflow child run); its rows."""
     seed_everything(seed)
     with child_run(config.name, tags={"mode": config.mode, "density": config.density, "attention": config.attention}) as child:
-        student, masks, ann_row = sparse_ann_phase(meta_model, config, data, test, params, seed, rows, child)
+        student, masks, ann_row = sparse_ann_phase(meta_model, config, data, test, params, seed, rows, child, resume)
         snn_rows, final = snn_phase(student, masks, config, data, test, params, seed, device, rows, child, resume)
     return ConfigResult(config, [ann_row, *snn_rows], final, masks)
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -155,9 +156,9 @@ def build_masks(model: nn.Sequential, config: CompressionConfig, input_shape: tu
 
 
 def compress(meta_model: nn.Sequential, config: CompressionConfig, data: Any, settings: SparseLearning, seed: int,
-             run: Any) -> tuple[nn.Sequential, SparseMasks]:
+             run: Any, checkpoint: str | Path | None = None) -> tuple[nn.Sequential, SparseMasks]:
     """The sparse student (eval mode) and its mask: warm-started from the meta-model, pruned and
-    trained by sparse learning; epochs logged to `run`."""
+    trained by sparse learning; epochs logged to `run`; resumes from `checkpoint` after an interruption."""
     student = copy.deepcopy(meta_model).train()
     masks = build_masks(student, config, data.input_shape, settings.dense_first_last)
     loss_fn = attention_loss_fn(meta_model, settings.attention_p, settings.attention_weight) if config.attention else None
@@ -171,7 +172,7 @@ def compress(meta_model: nn.Sequential, config: CompressionConfig, data: Any, se
     train_sparse(student, masks, data.train, data.val, input_shape=data.input_shape, epochs=settings.epochs,
                  batch_size=settings.batch_size, lr=settings.lr, seed=seed, loss_fn=loss_fn, update_interval=settings.update_interval,
                  update_until=settings.update_until, regrow_fraction=settings.regrow_fraction, train_subset=settings.train_subset,
-                 on_epoch=log, desc=config.name)
+                 on_epoch=log, desc=config.name, checkpoint=checkpoint)
     check_connected(masks, list(student.children()), data.input_shape)
     return student.eval(), masks
 

@@ -127,6 +127,20 @@ def layer_spec(module: nn.Module, index: int) -> dict:
 
 # --- simulation ---------------------------------------------------------------------
 
+
+@torch.no_grad()
+def _count_spikes(spikes: torch.Tensor, k: int, spikes_per_step: list, synops_per_step: list | None,
+                  fanouts: list[torch.Tensor] | None, neuron_counts: list | None) -> None:
+    """Append spiking layer k's per-step spike (and SOP) counts of a chunk; add its per-neuron counts."""
+    dims = tuple(range(1, spikes.dim()))  # reduce in the tensor's own layout, no reshape copy
+    spikes_per_step[k].append(spikes.detach().sum(dims))
+    if synops_per_step is not None:
+        weights = fanouts[k].to(spikes).view(spikes.shape[2:])
+        synops_per_step[k].append((spikes.detach() * weights).sum(dims))
+    if neuron_counts is not None:
+        neuron_counts[k] = neuron_counts[k] + spikes.detach().sum(0)
+
+
 @dataclass
 class SimulationResult:
     """What one simulation of T steps returns.
@@ -327,18 +341,8 @@ class SpikingNetwork(nn.Module):
                     spikes, potentials[k] = self._spike_inplace(current, potentials[k], k, steps, temporal)
                 if spike_hook is not None:
                     spike_hook(k, spikes)
-                with torch.no_grad():
-                    dims = tuple(range(1, spikes.dim()))  # reduce in the tensor's own layout, no reshape copy
-                    spikes_per_step[k].append(spikes.detach().sum(dims))
-                    if synops_per_step is not None:
-                        weights = fanouts[k].to(spikes).view(spikes.shape[2:])
-                        synops_per_step[k].append((spikes.detach() * weights).sum(dims))
-                    if record_neurons:
-                        neuron_counts[k] = neuron_counts[k] + spikes.detach().sum(0)
-                state, temporal = spikes, True
-                for follower in self.layers[index + 1 : self.synaptic[k + 1]]:
-                    state = follower(state.flatten(0, 1))
-                    state = state.view(steps, batch, *state.shape[1:])
+                _count_spikes(spikes, k, spikes_per_step, synops_per_step, fanouts, neuron_counts if record_neurons else None)
+                state, temporal = self._followers(spikes, index, k, steps, batch), True
         result = SimulationResult(
             torch.cat(membranes),
             [torch.cat(s) for s in spikes_per_step],
@@ -347,6 +351,13 @@ class SpikingNetwork(nn.Module):
         )
         self._workspace = {}
         return result
+
+    def _followers(self, state: torch.Tensor, index: int, k: int, steps: int, batch: int) -> torch.Tensor:
+        """Spikes of synaptic layer k through the pooling/flatten layers before the next synaptic layer."""
+        for follower in self.layers[index + 1 : self.synaptic[k + 1]]:
+            state = follower(state.flatten(0, 1))
+            state = state.view(steps, batch, *state.shape[1:])
+        return state
 
     def _initial_potential(self, like: torch.Tensor, k: int) -> torch.Tensor:
         v = torch.zeros_like(like)

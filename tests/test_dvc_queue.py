@@ -10,7 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.test_pipeline_e2e import copy_repository
+
+pytestmark = pytest.mark.slow
 
 
 def _dvc(work: Path, env: dict, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:

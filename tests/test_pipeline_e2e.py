@@ -20,6 +20,7 @@ from spikebench.results import rows_frame
 from spikebench.tracking import EXPERIMENT, ui_server
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
 
 
 def copy_repository(dest: Path) -> None:
@@ -65,8 +66,8 @@ def test_every_stage_logged_one_finished_run(smoke_run):
         runs = runs[runs["tags.mlflow.parentRunId"].isna()]
     assert sorted(runs["tags.dvc_stage"]) == sorted(stages)
     assert set(runs.status) == {"FINISHED"}
-    # leaderboard spans datasets; synth maps the core, which does not depend on any dataset
-    data_stages = runs[~runs["tags.dvc_stage"].isin(["leaderboard", "synth"])]
+    # publish spans datasets; synth maps the core, which does not depend on any dataset
+    data_stages = runs[~runs["tags.dvc_stage"].isin(["publish", "synth"])]
     assert set(data_stages["tags.dataset"]) == {"digits"}
 
 
@@ -78,7 +79,7 @@ def test_leaderboard_lists_every_method_on_digits(smoke_run):
     text = (work / "leaderboard" / "LEADERBOARD.md").read_text()
     table = text.split("## digits")[1].split("\n## ")[0]
     listed = {line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ") and "---" not in line}
-    shown = {m for m, extra in zip(frame.method, frame.extra, strict=True) if (extra or {}).get("leaderboard", True)}
+    shown = set(frame.method[frame.headline.astype(bool)])
     assert "ann" in listed and shown <= listed
     ann = frame[frame.method == "ann"].iloc[0]
     assert ann.accuracy > 0.8 and ann.macs_per_image > 0 and ann.energy_per_image_j > 0

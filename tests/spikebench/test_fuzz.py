@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from baselines.baseline import BaselineParams
+from baselines.prepare import DataParams
 from spikebench.data import FASHION_MNIST_DIR, IDX_FILES, load_dataset, parse_idx
 from spikebench.errors import DatasetError, ParamsError
-from spikebench.params import load_section
-from baselines.prepare import DataParams
+from spikebench.params import load_section, read_params_file
 
 yaml_values = st.recursive(
     st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True) | st.text(max_size=12),
@@ -31,7 +31,8 @@ def test_any_params_value_is_accepted_or_named(cls, section, data):
     key = data.draw(st.sampled_from([*cls.__dataclass_fields__, "unknown_key"]))
     value = data.draw(yaml_values)
     try:
-        load_section(cls, section, raw={"profile": "default", section: {key: value}})
+        raw = read_params_file()  # the real file with one key damaged (or added)
+        load_section(cls, section, raw={**raw, "profile": "default", section: {**raw[section], key: value}})
     except ParamsError as err:
         message = str(err)
         assert "\n" not in message and (key in message or section in message)

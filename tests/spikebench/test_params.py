@@ -111,11 +111,8 @@ def section_classes() -> dict[str, type]:
         module = importlib.import_module(words[words.index("-m") + 1])
         for node in ast.walk(ast.parse(Path(module.__file__).read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "load_section" and len(node.args) >= 2:
-                cls = getattr(module, node.args[0].id)
-                found[node.args[1].value] = cls
-                for field in dataclasses.fields(cls):  # nested sections (e.g. the hardware config inside a stage)
-                    if dataclasses.is_dataclass(field.type):
-                        found[field.name] = field.type
+                name = node.args[1]
+                found[name.value if isinstance(name, ast.Constant) else getattr(module, name.id)] = getattr(module, node.args[0].id)
     return found
 
 
