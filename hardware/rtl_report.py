@@ -17,7 +17,7 @@ import numpy as np
 from hardware.config import HardwareConfig
 from hardware.export import IntNetwork
 from hardware.golden import GoldenResult
-from spikebench.energy import count_params, energy_joules
+from spikebench.energy import OpCounts, count_params
 from spikebench.results import ResultRow, RowContext
 from spikebench.spiking import load_snn
 
@@ -43,19 +43,6 @@ def estimated_cycles(golden: GoldenResult, layout: dict, timesteps: int) -> np.n
 def images_within_budget(estimates: np.ndarray, budget: int) -> int:
     """Largest prefix of images whose estimated cycles fit `budget` (at least one)."""
     return max(1, int(np.searchsorted(np.cumsum(estimates), budget, side="right")))
-
-
-@dataclass(frozen=True)
-class OpCounts:
-    """Per-image op counts in the form `RowContext.row(ops=...)` takes."""
-
-    spikes: float
-    synops: float
-    macs: float
-
-    @property
-    def energy_j(self) -> float:
-        return energy_joules(self.macs, self.synops)
 
 
 @dataclass

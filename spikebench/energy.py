@@ -23,6 +23,19 @@ def energy_joules(macs: float, synops: float) -> float:
     return E_MAC_J * macs + E_AC_J * synops
 
 
+@dataclass(frozen=True)
+class OpCounts:
+    """Per-image op counts (the `ops` of `spikebench.results.RowContext.row`) and their op-model energy."""
+
+    spikes: float
+    synops: float
+    macs: float
+
+    @property
+    def energy_j(self) -> float:
+        return energy_joules(self.macs, self.synops)
+
+
 class MacCounter:
     """Dense multiply-accumulates per image of the synaptic layers (Conv2d, Linear).
 

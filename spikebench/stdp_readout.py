@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from spikebench.data import SplitData
-from spikebench.energy import energy_joules
+from spikebench.energy import OpCounts
 from spikebench.errors import DatasetError
 from spikebench.stdp_learning import ActivityCounts, STDPNetwork, extract_features
 
@@ -60,19 +60,6 @@ def activity(counts: ActivityCounts) -> tuple[float, float, dict]:
 
 
 @dataclass(frozen=True)
-class ReadoutOps:
-    """Per-image op counts of one readout configuration (a `RowContext.row` `ops`)."""
-
-    spikes: float
-    synops: float
-    macs: float
-
-    @property
-    def energy_j(self) -> float:
-        return energy_joules(self.macs, self.synops)
-
-
-@dataclass(frozen=True)
 class Readout:
     """One readout configuration measured on the test split."""
 
@@ -80,7 +67,7 @@ class Readout:
     grid: int
     accuracy: float
     features: int
-    ops: ReadoutOps
+    ops: OpCounts
     params: int  # conv weights + SVM weights and biases
 
     @property
@@ -110,7 +97,7 @@ def evaluate_readouts(name: str, net: STDPNetwork, setup: ReadoutSetup, train: t
     for grid in setup.grids:
         svm = fit_svm(train_features[grid], train[1], setup.svm_c)
         n_features = train_features[grid].shape[1]
-        ops = ReadoutOps(spikes, synops, dog_macs + n_features * num_classes)
+        ops = OpCounts(spikes, synops, dog_macs + n_features * num_classes)
         readouts.append(Readout(name, grid, svm_accuracy(svm, test_features[grid], test[1]), n_features, ops,
                                 net.parameter_count() + (n_features + 1) * num_classes))
     return readouts, counts, detail

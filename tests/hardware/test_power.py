@@ -121,10 +121,9 @@ def test_energy_per_inference_scales_to_the_full_run_and_to_45nm(inverter_run, t
     import yaml
 
     from hardware.power_model import HW_NODE, hardware_row, memory_accesses
-    from hardware.rtl_report import OpCounts
     from leaderboard.tables import hardware_table
     from spikebench import paths
-    from spikebench.energy import energy_joules
+    from spikebench.energy import OpCounts, energy_joules
     from spikebench.results import RowContext, rows_frame, write_rows
 
     _, activity, library, constraints = inverter_run

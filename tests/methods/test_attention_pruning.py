@@ -8,19 +8,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from baselines.models import ArchConfig
 from methods import attention_pruning
 from methods.attention_pruning import AttentionPruningParams
 from spikebench import paths
-from spikebench.data import load_dataset, load_prepared, make_splits, write_prepared
-from spikebench.energy import MacCounter, energy_joules
+from spikebench.data import load_prepared
 from spikebench.errors import ParamsError
-from spikebench.io import save_checkpoint
 from spikebench.params import load_section
-from spikebench.results import ResultRow, read_rows, write_rows
+from spikebench.results import read_rows
 from spikebench.snn_training import evaluate_snn
 from spikebench.spiking import load_snn
-from spikebench.training import accuracy
 
 REPO = Path(__file__).resolve().parents[2]
 # the smoke profile, trimmed further so the whole stage runs in seconds
@@ -36,20 +32,9 @@ def _params_file(work: Path, **overrides) -> None:
 
 
 @pytest.fixture(scope="module")
-def stage(tmp_path_factory, digits_cnn, digits_data):
+def stage(stage_inputs):
     """The stage's inputs (prepared digits, trained cnn, baseline row) in a scratch directory, then one run."""
-    work = tmp_path_factory.mktemp("attention_pruning")
-    raw = load_dataset("digits")
-    write_prepared(work / "data/prepared", raw, make_splits(raw, val_fraction=0.1, test_fraction=0.2, seed=0), seed=0)
-    config = ArchConfig("cnn", digits_data.input_shape, digits_data.num_classes, channels=(16, 32, 64))
-    save_checkpoint(work / "models/ann.pt", digits_cnn.state_dict(), {**config.to_meta(), "dataset": "digits", "split_hash": digits_data.split_hash})
-    macs = MacCounter(digits_cnn).count(digits_data.input_shape)
-    ann_accuracy = accuracy(digits_cnn, digits_data.test)
-    write_rows(work / "results/baseline.json", [ResultRow(
-        method="ann", library="torch", dataset="digits", split_hash=digits_data.split_hash, arch="cnn", timesteps=0,
-        accuracy=ann_accuracy, ann_accuracy=ann_accuracy, spikes_per_image=0.0, synops_per_image=0.0, macs_per_image=float(macs),
-        energy_per_image_j=energy_joules(macs, 0), params=sum(p.numel() for p in digits_cnn.parameters()),
-        nonzero_params=sum(p.numel() for p in digits_cnn.parameters()), weight_bits=32, seed=0, test_images=len(digits_data.test[1]))])
+    work = stage_inputs("attention_pruning")
     _params_file(work)
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(work)

@@ -9,38 +9,23 @@ from pathlib import Path
 import pytest
 import yaml
 
-from baselines.models import ArchConfig
 from methods import st_pruning
 from methods.st_pruning import StPruningParams
 from spikebench import paths
-from spikebench.data import load_dataset, make_splits, write_prepared
-from spikebench.energy import MacCounter, energy_joules
 from spikebench.errors import ParamsError
 from spikebench.io import load_checkpoint, save_checkpoint
 from spikebench.params import load_section
-from spikebench.results import ResultRow, read_rows, write_rows
+from spikebench.results import read_rows
 from spikebench.snn_training import evaluate_snn
 from spikebench.spiking import load_snn
-from spikebench.training import accuracy
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def stage_run(tmp_path_factory, digits_cnn, digits_data):
+def stage_run(stage_inputs):
     """The stage's inputs (prepared digits, trained cnn, baseline row) in a scratch directory, then one run."""
-    work = tmp_path_factory.mktemp("st_pruning")
-    raw = load_dataset("digits")
-    write_prepared(work / "data/prepared", raw, make_splits(raw, val_fraction=0.1, test_fraction=0.2, seed=0), seed=0)
-    config = ArchConfig("cnn", digits_data.input_shape, digits_data.num_classes, channels=(16, 32, 64))
-    save_checkpoint(work / "models/ann.pt", digits_cnn.state_dict(), {**config.to_meta(), "dataset": "digits", "split_hash": digits_data.split_hash})
-    macs = MacCounter(digits_cnn).count(digits_data.input_shape)
-    ann_accuracy = accuracy(digits_cnn, digits_data.test)
-    write_rows(work / "results/baseline.json", [ResultRow(
-        method="ann", library="torch", dataset="digits", split_hash=digits_data.split_hash, arch="cnn", timesteps=0,
-        accuracy=ann_accuracy, ann_accuracy=ann_accuracy, spikes_per_image=0.0, synops_per_image=0.0, macs_per_image=float(macs),
-        energy_per_image_j=energy_joules(macs, 0), params=sum(p.numel() for p in digits_cnn.parameters()),
-        nonzero_params=0, weight_bits=32, seed=0, test_images=len(digits_data.test[1]))])
+    work = stage_inputs("st_pruning")
     params = (REPO / "params.yaml").read_text().replace("\nprofile: default", "\nprofile: smoke", 1)
     (work / "params.yaml").write_text(params)
     with pytest.MonkeyPatch.context() as patch:
@@ -49,7 +34,6 @@ def stage_run(tmp_path_factory, digits_cnn, digits_data):
     return work, read_rows(work / "results/st_pruning.json")
 
 
-@pytest.mark.slow
 @pytest.mark.slow
 def test_every_step_writes_its_rows(stage_run, digits_data):
     _, rows = stage_run
@@ -166,7 +150,6 @@ def test_stage_cli_reports_a_bad_schedule_on_one_line(tmp_path, monkeypatch, cap
     assert not (tmp_path / "results").exists()
 
 
-@pytest.mark.slow
 @pytest.mark.slow
 def test_an_ann_from_another_split_is_refused_before_any_output(stage_run, tmp_path, monkeypatch, capsys):
     work, _ = stage_run
