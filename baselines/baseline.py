@@ -87,13 +87,14 @@ def write_outputs(model, config: ArchConfig, params: BaselineParams, data: Split
     save_checkpoint(paths.ANN_MODEL, model.state_dict(), meta)
     plot_training_curve(history, paths.BASELINE_CURVE, title=f"{params.arch} on {data.dataset}")
     run.log_artifact(paths.BASELINE_CURVE)
-    run.log_artifact(paths.ANN_MODEL, "model")
+    run.log_torch_model(model, data.test[0][:2])
     row = RowContext.of(data, seed, run).row(
         "ann", "torch", params.arch, timesteps=0, accuracy=test_accuracy, test_images=len(data.test[1]),
         ann_accuracy=test_accuracy, macs_per_image=float(macs), params=count_params(model), weight_bits=32,
-        extra={"train_seconds": round(train_seconds, 1), "epochs": params.epochs, "device": device, "processes": world},
+        extra={"epochs": params.epochs, "device": device, "processes": world},
     )
     write_rows(paths.BASELINE_RESULTS, [row])
+    run.log_headline([row])
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ def main() -> None:
         if agreement < params.min_agreement:
             raise SpikebenchError(f"nir: snntorch's import of {paths.NIR_MODEL} agrees with the engine on {agreement:.4%} of "
                                   f"{len(y)} test images, below nir.min_agreement={params.min_agreement}")
+        run.register_selected(selected["model_path"], x[:2], tags={k: selected.get(k, "") for k in ("method", "timesteps", "dataset", "split_hash")})
     print(f"nir: {paths.NIR_MODEL} re-imported through snntorch agrees on {agreement:.2%} of {len(y)} test images "
           f"(engine {report['engine_accuracy']:.4f}, snntorch {report['snntorch_accuracy']:.4f}, T={timesteps})")
 

@@ -61,13 +61,14 @@ def main() -> None:
         power = compute_power(paths.NETLIST_DIR, activity, synth, params.sram_pj_per_bit, paths.OPENSTA_DIR)
         check = power["check"]
         check_against_opensta(check, params.tolerance)
-        context = RowContext(rtl.dataset, rtl.split_hash, common.seed, run.run_id, run.experiment_id)
+        context = RowContext(rtl.dataset, rtl.split_hash, common.seed, run.stage)
         row, report = hardware_row(rtl, gate, synth, power, activity, params.sram_pj_per_bit, context)
         atomic_write_json(paths.POWER_REPORT, report)
         write_rows(paths.HARDWARE_RESULTS, [row])
         e = row.extra
-        run.log_metrics({"power_mw": e["power_mw"]["total"], "hw_energy_per_image_j": row.hw_energy_per_image_j,
-                         "energy_per_sop_j": e["energy_per_sop_j"], "switching_rel_diff": check["switching_rel_diff"],
+        run.log_headline([row])  # hw_energy_per_image_uj
+        run.log_metrics({"power_mw": e["power_mw"]["total"], "energy_per_sop_pj": e["energy_per_sop_j"] * 1e12,
+                         "switching_rel_diff": check["switching_rel_diff"],
                          "leakage_rel_diff": check["leakage_rel_diff"]})
         run.log_artifact(paths.POWER_REPORT, "hardware")
     print(f"power: {e['power_mw']['total']:.2f} mW at {row.hw_clock_mhz:g} MHz (logic {e['power_mw']['logic']:.2f}, memory "

@@ -79,7 +79,7 @@ class GoldenCheck:
 
 
 def rtl_extra(rtl: RtlRuns, golden: GoldenCheck, labels: np.ndarray, layout: dict, net: IntNetwork, selected: dict,
-              clock_mhz: float, seconds: float) -> dict:
+              clock_mhz: float) -> dict:
     """The row's `extra`: cycle bound, latency at the nominal clock, quantisation cost, simulation speed."""
     hw = net.config
     count = golden.count
@@ -100,15 +100,13 @@ def rtl_extra(rtl: RtlRuns, golden: GoldenCheck, labels: np.ndarray, layout: dic
         "float_accuracy": float(selected["accuracy"]),
         "quantisation_cost_pp": (float(selected["accuracy"]) - golden.accuracy) * 100,
         "source_method": selected["method"],
-        "sim_seconds": round(seconds, 1),
-        "sim_cycles_per_s": float(rtl.cycles.sum() / seconds),
         "config": f"P={hw.lanes}, k={hw.weight_bits}",
         "bits": hw.weight_bits,
     }
 
 
 def rtl_row(context: RowContext, rtl: RtlRuns, golden: GoldenCheck, labels: np.ndarray, layout: dict, net: IntNetwork,
-            selected: dict, clock_mhz: float, seconds: float) -> ResultRow:
+            selected: dict, clock_mhz: float) -> ResultRow:
     """The `results/hardware_rtl.json` row (parameters: the selected checkpoint's synaptic layers)."""
     hw: HardwareConfig = net.config
     count = golden.count
@@ -118,4 +116,4 @@ def rtl_row(context: RowContext, rtl: RtlRuns, golden: GoldenCheck, labels: np.n
         accuracy=float((rtl.predictions == labels[:count]).mean()), test_images=count,
         ann_accuracy=float(selected["ann_accuracy"]), ops=rtl.ops, params=count_params(snn), weight_bits=hw.weight_bits,
         model_path=selected["model_path"], hw_cycles_per_image=float(rtl.cycles.mean()), hw_clock_mhz=clock_mhz,
-        extra=rtl_extra(rtl, golden, labels, layout, net, selected, clock_mhz, seconds))
+        extra=rtl_extra(rtl, golden, labels, layout, net, selected, clock_mhz))

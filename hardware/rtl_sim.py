@@ -69,11 +69,12 @@ def main() -> None:
         for i, r in enumerate(runs):
             run.log_metrics({"cycles": r.cycles, "sops": r.sops, "spikes": r.spikes}, step=i)
         rtl = RtlRuns.of(runs)
-        row = rtl_row(RowContext.of(data, common.seed, run), rtl, golden, labels, layout, net, selected, synth.clock_mhz, seconds)
+        row = rtl_row(RowContext.of(data, common.seed, run), rtl, golden, labels, layout, net, selected, synth.clock_mhz)
         run.log_metrics({"accuracy": row.accuracy, "golden_accuracy": golden.accuracy, "mismatches": 0,
                          "cycles_mean": row.hw_cycles_per_image, "sim_seconds": seconds})
         atomic_write_json(paths.RTL_REPORT, {"images": [asdict(r) for r in runs], "labels": labels[: golden.count].tolist()})
         write_rows(paths.RTL_RESULTS, [row])
+        run.log_headline([row])
         run.log_artifact(paths.HW_MODEL_DIR / "layout.json", "hardware")
         run.log_artifact(paths.RTL_REPORT, "hardware")
     print(f"rtl_sim: {golden.count} images, 0 mismatches, accuracy {row.accuracy:.4f}, {rtl.cycles.mean():,.0f} cycles/image "

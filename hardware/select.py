@@ -37,6 +37,7 @@ def main() -> None:
         run.log_metrics({"candidates": len(account["candidates"]), "selected_accuracy": chosen.accuracy,
                          "selected_energy_uj": chosen.energy_per_image_j * 1e6})
         run.set_tags({"selected_model": account["model_path"], "selected_method": chosen.method})
+        run.log_headline([chosen])
         run.log_artifact(paths.SELECTED)
     print(f"select: {chosen.method} T={chosen.timesteps} ({account['model_path']}): {account['reason']}")
 

@@ -71,7 +71,6 @@ def account_of(chosen: ResultRow, why: str, rule: str, margin: float, reference:
         "energy_per_image_j": chosen.energy_per_image_j,
         "synops_per_image": chosen.synops_per_image,
         "row_extra": chosen.extra,
-        "mlflow_run_id": chosen.mlflow_run_id,
         "rule": rule,
         "margin": margin,
         "reason": why,

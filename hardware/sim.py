@@ -4,8 +4,13 @@
 parameters); `run_cocotb` runs a cocotb test module against the build and raises if any
 cocotb test failed (the runner itself never raises on failures). Model memory images
 are passed as plusargs naming the `$readmemh` files. `run_images` splits a batch of images
-over parallel simulator processes (the driver `hardware.rtl_job` in each); `simulate_rtl`
-is that on the RTL build.
+over parallel simulator processes (the driver `hardware.rtl_job` in each), with a progress
+bar (images done / total, counted from the result lines the testbench flushes per image);
+`simulate_rtl` is that on the RTL build.
+
+The console stays readable: Icarus' compile output (warnings) goes to `<build dir>/build.log`
+and each simulator's output (cocotb banners, $display) to `hardware/build/logs/<label>/`,
+whose path is printed once; an error names the log to read.
 """
 
 from __future__ import annotations
@@ -14,8 +19,11 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +37,7 @@ HARDWARE_DIR = Path(__file__).resolve().parent
 RTL_DIR = HARDWARE_DIR / "rtl"
 TB_TOP = HARDWARE_DIR / "tb" / "snn_tb.v"
 BUILD_ROOT = HARDWARE_DIR / "build"
+LOG_ROOT = BUILD_ROOT / "logs"
 
 
 def rtl_sources() -> list[Path]:
@@ -52,9 +61,20 @@ def build(config: HardwareConfig, toplevel: str = "snn_tb", sources: list[Path] 
         return build_dir
     runner = get_runner("icarus")
     parameters = config.verilog_parameters() if toplevel == "snn_tb" else {}
-    runner.build(sources=sources, includes=[RTL_DIR], hdl_toplevel=toplevel, parameters=parameters,
-                 build_dir=build_dir, build_args=["-g2005"], timescale=("1ns", "1ps"))
+    build_dir.mkdir(parents=True, exist_ok=True)
+    log = build_dir / "build.log"
+    print(f"Icarus: compiling {toplevel} (compiler output in {log})", flush=True)
+    try:
+        runner.build(sources=sources, includes=[RTL_DIR], hdl_toplevel=toplevel, parameters=parameters,
+                     build_dir=build_dir, build_args=["-g2005"], timescale=("1ns", "1ps"), log_file=log)
+    except RuntimeError as err:
+        raise SpikebenchError(f"Icarus could not compile {toplevel} ({err}): {_last_line(log)}; full log: {log}") from err
     return build_dir
+
+
+def _last_line(log: Path) -> str:
+    lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()] if log.exists() else []
+    return lines[-1] if lines else "no output"
 
 
 def memory_plusargs(memory_dir: str | Path) -> list[str]:
@@ -63,8 +83,10 @@ def memory_plusargs(memory_dir: str | Path) -> list[str]:
 
 
 def run_cocotb(build_dir: Path, test_module: str, *, toplevel: str = "snn_tb", test_dir: Path | None = None,
-               plusargs: list[str] | None = None, env: dict[str, str] | None = None, seed: int | None = None) -> Path:
-    """Run every cocotb test in `test_module`; raise if one failed. Returns the results file."""
+               plusargs: list[str] | None = None, env: dict[str, str] | None = None, seed: int | None = None,
+               log_file: Path | None = None) -> Path:
+    """Run every cocotb test in `test_module`; raise if one failed. Returns the results file.
+    The simulator's output goes to `log_file` (default `<test_dir>/sim.log`), not the console."""
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
 
@@ -73,37 +95,80 @@ def run_cocotb(build_dir: Path, test_module: str, *, toplevel: str = "snn_tb", t
     test_dir.mkdir(parents=True, exist_ok=True)
     results = (test_dir / f"results-{test_module.rsplit('.', 1)[-1]}.xml").resolve()
     results.unlink(missing_ok=True)
+    log_file = Path(log_file or test_dir / "sim.log")
+    log_file.parent.mkdir(parents=True, exist_ok=True)
     saved = os.environ.pop("PYTEST_CURRENT_TEST", None)  # the runner names results after it otherwise
     try:
         runner.test(test_module=test_module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog", build_dir=build_dir,
-                    test_dir=test_dir, results_xml=str(results), plusargs=plusargs or [], extra_env=env or {}, seed=seed)
+                    test_dir=test_dir, results_xml=str(results), plusargs=plusargs or [], extra_env=env or {}, seed=seed,
+                    log_file=log_file)
+    except RuntimeError as err:
+        raise SpikebenchError(f"{test_module}: the simulator failed ({err}): {_last_line(log_file)}; full log: {log_file}") from err
     finally:
         if saved is not None:
             os.environ["PYTEST_CURRENT_TEST"] = saved
     tests, failed = get_results(results)
     if tests == 0 or failed:
-        raise SpikebenchError(f"{test_module}: {failed} of {tests} cocotb tests failed; see {test_dir}")
+        raise SpikebenchError(f"{test_module}: {failed} of {tests} cocotb tests failed; see {log_file}")
     return results
 
 
+def _results_done(wdirs: list[Path]) -> int:
+    """Images finished so far: the result lines the testbench has flushed in the workers' folders."""
+    done = 0
+    for wdir in wdirs:
+        try:
+            done += (wdir / "results.txt").read_bytes().count(b"\n")
+        except FileNotFoundError:
+            pass
+    return done
+
+
+@contextmanager
+def progress_bar(total: int, label: str, wdirs: list[Path], interval: float = 1.0) -> Iterator[None]:
+    """A tqdm bar (images done / total) updated from the workers' result files while the block runs."""
+    from tqdm.auto import tqdm
+
+    stop = threading.Event()
+    with tqdm(total=total, desc=label, unit="img", leave=False, mininterval=interval, smoothing=0) as bar:  # rate: average since start
+
+        def poll() -> None:
+            while not stop.wait(interval):
+                bar.update(min(total, _results_done(wdirs)) - bar.n)
+
+        thread = threading.Thread(target=poll, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+
 def run_images(build_dir: Path, memdir: Path, images: np.ndarray, workers: int, workdir: Path,
-               dump: bool = False) -> tuple[list[CoreRun], list[Path], float]:
+               dump: bool = False, label: str = "rtl_sim") -> tuple[list[CoreRun], list[Path], float]:
     """Run `images` on a build in `workers` parallel Icarus processes (`hardware.rtl_job`);
-    (runs in image order, each worker's waveform dump when `dump`, seconds)."""
+    (runs in image order, each worker's waveform dump when `dump`, seconds). A progress bar
+    named `label` counts the images; the simulators' output goes to hardware/build/logs/<label>/."""
     chunks = [c for c in np.array_split(np.arange(len(images)), workers) if len(c)]
+    wdirs = [Path(workdir) / f"worker{index}" for index in range(len(chunks))]
+    logs = LOG_ROOT / label
+    for stale in logs.glob("worker*.log"):  # the logs of this run only
+        stale.unlink(missing_ok=True)
+    print(f"{label}: {len(images)} image(s) on {len(chunks)} Icarus process(es); simulator output in {logs}/", flush=True)
     started = time.perf_counter()
 
     def worker(index: int) -> tuple[list[CoreRun], Path]:
-        wdir = Path(workdir) / f"worker{index}"
+        wdir = wdirs[index]
         wdir.mkdir(parents=True, exist_ok=True)
         np.save(wdir / "images.npy", images[chunks[index]])
         dump_path = wdir / "activity.vcd"
         env = {"SNN_LAYOUT": str((Path(memdir) / "layout.json").resolve()), "SNN_WORKDIR": str(wdir), "SNN_IMAGES": str(wdir / "images.npy")}
         plusargs = memory_plusargs(memdir) + batch_plusargs(wdir) + ([f"+SNN_DUMP={dump_path.resolve()}"] if dump else [])
-        run_cocotb(build_dir, "hardware.rtl_job", test_dir=wdir, plusargs=plusargs, env=env)
+        run_cocotb(build_dir, "hardware.rtl_job", test_dir=wdir, plusargs=plusargs, env=env, log_file=logs / f"worker{index}.log")
         return parse_results(wdir / "results.txt"), dump_path
 
-    with ThreadPoolExecutor(len(chunks)) as pool:
+    with progress_bar(len(images), label, wdirs), ThreadPoolExecutor(len(chunks)) as pool:
         parts = list(pool.map(worker, range(len(chunks))))
     return [run for part, _ in parts for run in part], [p for _, p in parts], time.perf_counter() - started
 

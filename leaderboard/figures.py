@@ -67,3 +67,19 @@ def plot_accuracy_vs_energy(frame: pd.DataFrame, path: Path) -> None:
     save(fig, path)
 
 
+
+
+def timesteps_data(frame: pd.DataFrame) -> pd.DataFrame:
+    """Long-format accuracy vs T, one series per method/library/configuration (DVC plots data)."""
+    spiking = frame[frame.timesteps > 0]
+    data = pd.DataFrame({"series": [_series_label(r) for _, r in spiking.iterrows()], "timesteps": spiking.timesteps,
+                         "accuracy": (spiking.accuracy * 100).round(3)})
+    return data.sort_values(["series", "timesteps"])
+
+
+def energy_data(frame: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy vs op-model energy of every row with an energy (DVC plots data)."""
+    points = frame[frame.energy_per_image_j > 0]
+    data = pd.DataFrame({"method": points.method, "series": [_series_label(r) for _, r in points.iterrows()],
+                         "energy_uj": (points.energy_per_image_j * 1e6).round(6), "accuracy": (points.accuracy * 100).round(3)})
+    return data.sort_values(["method", "energy_uj"])

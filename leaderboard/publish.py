@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
-from leaderboard.figures import plot_accuracy_vs_energy, plot_accuracy_vs_timesteps
-from leaderboard.tables import render_markdown
+from leaderboard.figures import energy_data, plot_accuracy_vs_energy, plot_accuracy_vs_timesteps, timesteps_data
+from leaderboard.tables import headline_csv, render_markdown
 from spikebench import paths
 from spikebench.errors import cli_main
 from spikebench.io import atomic_write_text
@@ -23,14 +24,26 @@ class LeaderboardParams:
     results: list[str] = constraint(nonempty=True)
 
 
+def run_records(runs_dir: Path) -> dict[str, dict]:
+    """stage -> the committed record of the MLflow run that produced its outputs (reports/runs/<stage>.json).
+
+    Read for the run links only, and deliberately not a DVC dep of this stage: a stage that re-runs
+    with the same results changes nothing but its run id, and that must not re-publish the page.
+    """
+    return {path.stem: json.loads(path.read_text()) for path in sorted(runs_dir.glob("*.json"))}
+
+
 def build(result_paths: list[str], out_md: Path = paths.LEADERBOARD_MD, plot_dir: Path = paths.LEADERBOARD_PLOTS,
-          prior_art: Path = paths.PRIOR_ART) -> pd.DataFrame:
-    """Render the leaderboard page and its plots from the given results files."""
+          prior_art: Path = paths.PRIOR_ART, runs_dir: Path = paths.RUNS_DIR) -> pd.DataFrame:
+    """Render the leaderboard page, its CSV, its plots and their data (for `dvc plots`) from the given results files."""
     frame = rows_frame(result_paths)
     prior = yaml.safe_load(prior_art.read_text()) if prior_art.exists() else {}
     plot_accuracy_vs_timesteps(frame, plot_dir / "accuracy_vs_T.png")
     plot_accuracy_vs_energy(frame, plot_dir / "accuracy_vs_energy.png")
-    atomic_write_text(out_md, render_markdown(frame, prior))
+    atomic_write_text(plot_dir / "accuracy_vs_T.csv", timesteps_data(frame).to_csv(index=False))
+    atomic_write_text(plot_dir / "accuracy_vs_energy.csv", energy_data(frame).to_csv(index=False))
+    atomic_write_text(out_md.with_name("leaderboard.csv"), headline_csv(frame))
+    atomic_write_text(out_md, render_markdown(frame, prior, run_records(runs_dir)))
     return frame
 
 
@@ -42,7 +55,7 @@ def main() -> None:
     with stage_run("publish", method="all", library="all", dataset=datasets, split_hash=splits, params=params) as run:
         frame = build(params.results)
         run.log_metrics({"rows": len(frame)})
-        for path in [paths.LEADERBOARD_MD, *sorted(paths.LEADERBOARD_PLOTS.glob("*.png"))]:
+        for path in [paths.LEADERBOARD_MD, paths.LEADERBOARD_CSV, *sorted(paths.LEADERBOARD_PLOTS.glob("*.png"))]:
             run.log_artifact(path, "leaderboard")
     print(f"publish: {len(frame)} rows from {len(params.results)} results files -> {paths.LEADERBOARD_MD}")
 

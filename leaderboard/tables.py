@@ -27,7 +27,16 @@ def _fmt(value: float, digits: int = 0) -> str:
     return "–" if pd.isna(value) or value == 0 else f"{value:,.{digits}f}"
 
 
-def dataset_table(frame: pd.DataFrame) -> str:
+def run_link(record: dict | None, stage: str) -> str:
+    """The row's MLflow run in the UI (`make ui`), and the committed record of that run, which survives a
+    repro that skipped the stage (its run is then in the store of the machine that ran it, not in yours)."""
+    if not record or not record.get("run_id"):
+        return "–"
+    run_id = record["run_id"]
+    return f"[{run_id[:8]}]({MLFLOW_UI}/#/experiments/{record['experiment_id']}/runs/{run_id}) ([record](../reports/runs/{stage}.json))"
+
+
+def dataset_table(frame: pd.DataFrame, runs: dict[str, dict]) -> str:
     """Markdown table of one dataset's leaderboard rows."""
     ann = frame[frame.method == "ann"]
     ann_accuracy = float(ann.accuracy.max()) if len(ann) else float("nan")
@@ -40,7 +49,7 @@ def dataset_table(frame: pd.DataFrame) -> str:
     for _, row in shown.iterrows():
         delta = (row.accuracy - ann_accuracy) * 100
         compression = ann_params / row.nonzero_params if row.nonzero_params else float("nan")
-        run = f"[{row.mlflow_run_id[:8]}]({MLFLOW_UI}/#/experiments/{row.mlflow_experiment_id}/runs/{row.mlflow_run_id})" if row.mlflow_run_id else "–"
+        run = run_link(runs.get(row.stage), row.stage)
         lines.append(
             f"| {row.method} | {row.library} | {row.arch} | {config_label(row) or '–'} | {row.timesteps or '–'} "
             f"| {row.accuracy * 100:.2f}% | {test_images(row)} | {delta:+.2f} | {_fmt(row.spikes_per_image)} | {_fmt(row.synops_per_image)} "
@@ -117,7 +126,7 @@ def rmp_latency_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def render_markdown(frame: pd.DataFrame, prior: dict) -> str:
+def render_markdown(frame: pd.DataFrame, prior: dict, runs: dict[str, dict]) -> str:
     parts = [
         "# spikebench leaderboard",
         "",
@@ -127,11 +136,13 @@ def render_markdown(frame: pd.DataFrame, prior: dict) -> str:
         "compression is the ANN's parameter count over the row's non-zero parameters. `test images` is the",
         "number of test images a row's accuracy was measured on (subsets are fixed and recorded; the RTL row",
         "is the Verilog simulation of those images, and the golden model's accuracy on the whole split is in the hardware table).",
+        "`run` opens the row's MLflow run in `make ui` (on the machine that ran the stage); `record` is the committed",
+        "account of that run. The same rows as CSV: [`leaderboard.csv`](leaderboard.csv).",
         "",
     ]
     for dataset, group in frame.groupby("dataset", sort=True):
         split = ", ".join(sorted(group.split_hash.unique()))
-        parts += [f"## {dataset} (split {split})", "", dataset_table(group), ""]
+        parts += [f"## {dataset} (split {split})", "", dataset_table(group, runs), ""]
     parts += ["![accuracy vs T](plots/accuracy_vs_T.png)", "", "![accuracy vs energy](plots/accuracy_vs_energy.png)", ""]
     latency = rmp_latency_table(frame)
     parts += [latency, ""] if latency else []
@@ -140,3 +151,14 @@ def render_markdown(frame: pd.DataFrame, prior: dict) -> str:
     return "\n".join(parts)
 
 
+
+
+CSV_COLUMNS = ["dataset", "method", "library", "arch", "timesteps", "accuracy", "test_images", "ann_accuracy", "spikes_per_image",
+               "synops_per_image", "macs_per_image", "energy_per_image_j", "hw_energy_per_image_j", "params", "nonzero_params",
+               "weight_bits", "seed", "split_hash", "stage", "git_commit"]
+
+
+def headline_csv(frame: pd.DataFrame) -> str:
+    """The headline rows of every dataset as CSV (the tables' rows, in machine-readable form)."""
+    shown = frame[frame.headline.astype(bool)].sort_values(["dataset", "method", "library", "timesteps"])
+    return shown[CSV_COLUMNS].to_csv(index=False)

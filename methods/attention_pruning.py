@@ -205,7 +205,7 @@ def run_config(meta_model: nn.Sequential, config: CompressionConfig, data: Split
                seed: int, device: str, rows: MethodRows, resume: Path) -> ConfigResult:
     """Compression, conversion and DIET-SNN training of one configuration (one MLflow child run); its rows."""
     seed_everything(seed)
-    with child_run(config.name, tags={"mode": config.mode, "density": config.density, "attention": config.attention}) as child:
+    with child_run(config.name, {"mode": config.mode, "density": config.density, "attention": config.attention}) as child:
         student, masks, ann_row = sparse_ann_phase(meta_model, config, data, test, params, seed, rows, child, resume)
         snn_rows, final = snn_phase(student, masks, config, data, test, params, seed, device, rows, child, resume)
     return ConfigResult(config, [ann_row, *snn_rows], final, masks)
@@ -317,8 +317,9 @@ def run_stage(seed: int, params: AttentionPruningParams, device: str, rank: int 
             plot_neurons(results, params.final_t, paths.ATTENTION_NEURONS_PLOT)
             for path in (paths.ATTENTION_ACCURACY_PLOT, paths.ATTENTION_NEURONS_PLOT):
                 run.log_artifact(path, "plots")
-            run.log_artifact(paths.ATTENTION_MODEL, "model")
+            run.log_snn_model(paths.ATTENTION_MODEL, test[0][:2])
             write_rows(paths.ATTENTION_RESULTS, all_rows)
+            run.log_headline(all_rows)
     barrier()  # under torchrun, no process still reads a checkpoint when rank 0 deletes them
     if rank == 0:
         discard_resume_directory(resume)

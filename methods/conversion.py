@@ -167,6 +167,8 @@ def main() -> None:
         curves = {f"main: subtract p{params.main_percentile:g} ({n_main} img, T>64 on {job.long_images})": evaluation, **sweep_curves}
         plot_accuracy_vs_timesteps(curves, ann, paths.CONVERSION_PLOT, f"ANN->SNN conversion, {data.dataset}")
         write_rows(paths.CONVERSION_RESULTS, rows)
+        run.log_headline(rows)
+        run.log_snn_model(paths.CONVERSION_MODEL, data.test[0][:2])
         run.log_artifact(paths.CONVERSION_PLOT)
         run.log_artifact(paths.CONVERSION_RESULTS)
         seconds = time.perf_counter() - started

@@ -77,7 +77,7 @@ def compare_libraries(params: ParityParams, context: RowContext, net: SpikingNet
               "engine_seconds": round(engine.seconds, 2), "libraries": {}}
     rows = []
     for library, run in runs.items():
-        with child_run(f"parity-{library}", {"library": library}) as child:
+        with child_run(f"parity-{library}", {"library": library}, tags={"library": library}) as child:
             entry = library_entry(library, run, engine, y, timesteps)
             report["libraries"][library] = entry
             child.log_metrics({"identical_predictions": entry["identical_predictions"][timesteps[-1]],
@@ -113,6 +113,7 @@ def main() -> None:
         report["seconds"] = round(time.perf_counter() - started, 1)
         atomic_write_json(paths.PARITY_REPORT, report)
         write_rows(paths.PARITY_RESULTS, rows)
+        run.log_headline(rows)
         run.log_artifact(paths.PARITY_REPORT)
         run.log_metrics({"seconds": report["seconds"], "brian2_differing_counts": sum(comparison.differing_counts())})
     summary = {lib: e["identical_predictions"][report["timesteps"]] for lib, e in report["libraries"].items()}

@@ -213,6 +213,8 @@ def main() -> None:
         plot_accuracy_vs_timesteps(curves, report["ann_accuracy"], paths.RMP_PLOT, f"RMP-SNN, {data.dataset}")
         atomic_write_json(paths.RMP_LATENCY, report)
         write_rows(paths.RMP_RESULTS, rows)
+        run.log_headline(rows)
+        run.log_snn_model(paths.RMP_MODEL, data.test[0][:2])
         for path in (paths.RMP_PLOT, paths.RMP_LATENCY, paths.RMP_RESULTS):
             run.log_artifact(path)
         seconds = time.perf_counter() - started

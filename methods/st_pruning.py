@@ -118,7 +118,7 @@ class Spatial:
 def spatial_phase(ann: nn.Sequential, ann_meta: dict, data: SplitData, reference: Reference, params: StPruningParams, seed: int,
                   device: str, run: StageRun, resume: Path) -> tuple[Spatial, MethodRows]:
     """PCA spatial pruning and the slim ANN's row; the row builder every later row shares."""
-    with child_run("spatial_pruning", tags={"step": "spatial"}) as child:
+    with child_run("spatial_pruning", {"variance_fraction": params.variance_fraction}, tags={"step": "spatial"}) as child:
         slim, selections = spatial_pruning(ann, data, params.spatial(), seed=seed, device=device, run=child,
                                            checkpoint=resume / "slim_ann.pt")
         slim_accuracy = accuracy(slim, data.test)
@@ -142,7 +142,7 @@ def conversion_phase(slim: nn.Sequential, data: SplitData, params: StPruningPara
                      rows: MethodRows) -> tuple[SpikingNetwork, ResultRow]:
     """The slim ANN converted at the first T of the schedule, measured on the test split."""
     start_t = params.timesteps[0]
-    with child_run(f"conversion_T{start_t}", tags={"step": "conversion"}) as child:
+    with child_run(f"conversion_T{start_t}", {"timesteps": start_t, "percentile": params.percentile}, tags={"step": "conversion"}) as child:
         snn = convert(slim, data.calibration(params.calibration_size, seed), params.percentile, params.reset)
         measured = measure_snn(snn, data.test, start_t, data.input_shape, progress="conversion")
         child.log_metrics({"test_accuracy": measured.accuracy, "energy_uj": measured.energy_j * 1e6})
@@ -171,7 +171,7 @@ def temporal_phase(snn: SpikingNetwork, data: SplitData, params: StPruningParams
 
     lower_timesteps(net, data, Schedule(params.timesteps, params.first_epochs, params.step_epochs), params.tuning(device), seed=seed,
                     checkpoints=str(resume / "temporal_"), on_trained=measured_at, desc=METHOD,
-                    run_at=lambda t: child_run(f"temporal_T{t}", tags={"step": "temporal", "timesteps": t}))
+                    run_at=lambda t: child_run(f"temporal_T{t}", {"timesteps": t}, tags={"step": "temporal"}))
     return out, final["net"], final["row"]  # validate() guarantees final_t is in the schedule
 
 
@@ -181,7 +181,7 @@ def quantization_phase(final: SpikingNetwork, data: SplitData, params: StPruning
     final_t, out = params.final_t, []
     tuning = replace(params.tuning(device), lr=params.qat_lr, neuron_lr=params.qat_lr)
     for k in params.bits:
-        with child_run(f"quantize_{k}bit", tags={"step": "quantization", "bits": k}) as child:
+        with child_run(f"quantize_{k}bit", {"bits": k, "timesteps": final_t}, tags={"step": "quantization"}) as child:
             quantised = trainable(final, **params.neuron_options())
             scales = quantization_aware_training(quantised, k, data, tuning, timesteps=final_t, epochs=params.qat_epochs,
                                                  seed=seed + 100 + k, checkpoint=resume / f"qat_{k}bit.pt",
@@ -259,8 +259,9 @@ def run_stage(seed: int, params: StPruningParams, device: str, rank: int = 0) ->
             plot_bits(rows, float_row, reference, paths.ST_PRUNING_BITS_PLOT)
             for path in (paths.ST_PRUNING_CHANNELS_PLOT, paths.ST_PRUNING_TIMESTEPS_PLOT, paths.ST_PRUNING_BITS_PLOT):
                 run.log_artifact(path, "plots")
-            run.log_artifact(paths.ST_PRUNING_MODEL, "model")
+            run.log_snn_model(paths.ST_PRUNING_MODEL, data.test[0][:2])
             write_rows(paths.ST_PRUNING_RESULTS, rows)
+            run.log_headline(rows)
     barrier()  # under torchrun, no process still reads a checkpoint when rank 0 deletes them
     if rank == 0:
         discard_resume_directory(resume)

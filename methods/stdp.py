@@ -180,12 +180,11 @@ def main() -> None:
         gap = accuracies[config_name("stdp", headline)] - accuracies[config_name("random", headline)]
         seconds = time.perf_counter() - started
         run.log_metrics({"stdp_minus_random": gap, "train_seconds": train_seconds, "silent_layers": len(silent), "seconds": seconds})
-        for row in rows:
-            row.extra["stage_seconds"] = round(seconds, 1)
         plot_stdp_accuracy(accuracies, paths.STDP_ACCURACY_PLOT)
         for path in (paths.STDP_CONVERGENCE_PLOT, paths.STDP_KERNELS_PLOT, paths.STDP_ACCURACY_PLOT):
             run.log_artifact(path, "reports")
         write_rows(paths.STDP_RESULTS, rows)
+        run.log_headline(rows)
     print(f"stdp: STDP beats the random-weight control by {gap * 100:.1f} points; stage took {seconds:.0f}s")
 
 

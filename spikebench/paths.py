@@ -11,12 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 
 PARAMS = Path("params.yaml")
+RUNS_DIR = Path("reports/runs")    # reports/runs/<stage>.json: the MLflow run that produced a stage's outputs
+METRICS_DIR = Path("metrics")      # metrics/<results name>.json: headline numbers (DVC metrics), written with the rows
 
 # data and the ANN baseline
 PREPARED_DIR = Path("data/prepared")
 ANN_MODEL = Path("models/ann.pt")
 BASELINE_RESULTS = Path("results/baseline.json")
 BASELINE_CURVE = Path("reports/baseline_training.png")
+BASELINE_CURVE_DATA = Path("reports/baseline_training.csv")
 
 # SNN methods
 CONVERSION_MODEL = Path("models/conversion_snn.pt")
@@ -64,5 +67,6 @@ HARDWARE_RESULTS = Path("results/hardware.json")
 
 # the published page
 LEADERBOARD_MD = Path("leaderboard/LEADERBOARD.md")
-LEADERBOARD_PLOTS = Path("leaderboard/plots")
+LEADERBOARD_CSV = Path("leaderboard/leaderboard.csv")
+LEADERBOARD_PLOTS = Path("leaderboard/plots")  # PNGs, and their data as CSV for `dvc plots`
 PRIOR_ART = Path("leaderboard/prior_art.yaml")

@@ -19,8 +19,13 @@ def save(fig: Any, path: str | Path) -> None:
 
 
 def plot_training_curve(history: list[Any], path: str | Path, title: str) -> None:
-    """Loss and accuracy per epoch of a training run."""
+    """Loss and accuracy per epoch of a training run, and the same numbers beside the PNG as CSV (for `dvc plots`)."""
+    from spikebench.io import atomic_write_text
+
     epochs = [h.epoch for h in history]
+    lines = ["epoch,train_loss,train_accuracy,val_accuracy"]
+    lines += [f"{h.epoch},{h.train_loss:.6f},{h.train_accuracy:.6f},{h.val_accuracy:.6f}" for h in history]
+    atomic_write_text(Path(path).with_suffix(".csv"), "\n".join(lines) + "\n")
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
     left.plot(epochs, [h.train_loss for h in history], marker="o")
     left.set(xlabel="epoch", ylabel="train loss", title=title)

@@ -66,9 +66,8 @@ class ResultRow:
     hw_node: str = ""                            # process node of the hw_* figures, e.g. "180 nm (OSU 0.18 um)"
     hw_cycles_per_image: float | None = None
     hw_clock_mhz: float | None = None            # the nominal clock hw_* latencies are given at (hardware.clock_mhz)
+    stage: str = ""                              # the DVC stage that wrote the row; its MLflow run is in reports/runs/<stage>.json
     git_commit: str = ""
-    mlflow_run_id: str = ""
-    mlflow_experiment_id: str = ""
     library_versions: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -91,21 +90,22 @@ class ResultRow:
 
 @dataclass(frozen=True)
 class RowContext:
-    """What every row of one stage run shares: the split, the seed and the MLflow run.
+    """What every row of one stage run shares: the split, the seed and the stage.
 
-    `row(...)` fills these in, so a stage writes only what it measured.
+    `row(...)` fills these in, so a stage writes only what it measured. Rows carry no MLflow
+    run id or timing: other stages depend on results files, and a value that changes from
+    run to run would re-run them for nothing. The stage's run is in reports/runs/<stage>.json.
     """
 
     dataset: str
     split_hash: str
     seed: int
-    mlflow_run_id: str = ""
-    mlflow_experiment_id: str = ""
+    stage: str = ""
 
     @classmethod
     def of(cls, data: Any, seed: int, run: Any = None) -> RowContext:
         """From a `SplitData` (or anything with dataset/split_hash) and a `StageRun` (or None)."""
-        return cls(data.dataset, data.split_hash, seed, getattr(run, "run_id", ""), getattr(run, "experiment_id", ""))
+        return cls(data.dataset, data.split_hash, seed, getattr(run, "stage", ""))
 
     def row(self, method: str, library: str, arch: str, *, timesteps: int, accuracy: float, test_images: int,
             ann_accuracy: float | None, ops: Any = None, params: tuple[int, int], weight_bits: int, **fields: Any) -> ResultRow:
@@ -125,16 +125,22 @@ class RowContext:
                       "energy_per_image_j": energy_joules(macs, 0), **fields}
         return ResultRow(method=method, library=library, dataset=self.dataset, split_hash=self.split_hash, arch=arch,
                          timesteps=timesteps, accuracy=accuracy, ann_accuracy=ann_accuracy, params=params[0], nonzero_params=params[1],
-                         weight_bits=weight_bits, seed=self.seed, test_images=test_images, mlflow_run_id=self.mlflow_run_id,
-                         mlflow_experiment_id=self.mlflow_experiment_id, **fields)
+                         weight_bits=weight_bits, seed=self.seed, test_images=test_images, stage=self.stage, **fields)
+
+
+# What the pipeline itself rewrites while it runs: a change there does not make the code dirty.
+PIPELINE_OUTPUTS = ("dvc.lock", "results", "reports", "metrics", "leaderboard/LEADERBOARD.md", "leaderboard/leaderboard.csv",
+                    "leaderboard/plots", "hardware/selected.json")
 
 
 @functools.cache
 def git_commit() -> str:
-    """HEAD of the repository, with `+dirty` when tracked files differ from it."""
+    """HEAD of the repository, with `+dirty` when tracked files other than pipeline outputs differ from it."""
+    excluded = [f":(exclude){path}" for path in PIPELINE_OUTPUTS]
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True).stdout
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *excluded],
+                               capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+dirty" if dirty.strip() else "")
@@ -154,7 +160,43 @@ def library_versions() -> dict[str, str]:
 
 
 def write_rows(path: str | Path, rows: list[ResultRow]) -> None:
+    """The rows to `path` (results/<name>.json) and their headline numbers to metrics/<name>.json (DVC metrics)."""
     atomic_write_json(path, {"rows": [dataclasses.asdict(r) for r in rows]})
+    atomic_write_json(metrics_path(path), headline_metrics(rows))
+
+
+def metrics_path(results_path: str | Path) -> Path:
+    """metrics/<name>.json beside the repository's results/<name>.json (same parent of `results/`)."""
+    results_path = Path(results_path)
+    return results_path.parent.parent / "metrics" / results_path.name
+
+
+def primary_row(rows: list[ResultRow]) -> ResultRow | None:
+    """The row a stage is summarised by: its exported (mappable) headline row, else its first headline row."""
+    headline = [r for r in rows if r.headline] or rows
+    exported = [r for r in headline if r.mappable]
+    return (exported or headline or [None])[0]
+
+
+def headline_metrics(rows: list[ResultRow]) -> dict[str, float | int]:
+    """A flat, short summary of a stage's primary row for `dvc metrics show/diff` and `dvc exp show`.
+
+    accuracy in percent, T, SOPs per image, energy per image in µJ (45 nm op model),
+    hw_energy_uj where the accelerator measured one, compression where the method prunes.
+    No timings and no run ids: metrics change only when results do.
+    """
+    row = primary_row(rows)
+    if row is None:
+        return {}
+    out: dict[str, float | int] = {"accuracy": round(row.accuracy * 100, 2), "test_images": row.test_images}
+    if row.timesteps:
+        out |= {"T": row.timesteps, "sops": round(row.synops_per_image)}
+    out["energy_uj"] = round(row.energy_per_image_j * 1e6, 4)
+    if row.hw_energy_per_image_j is not None:
+        out["hw_energy_uj"] = round(row.hw_energy_per_image_j * 1e6, 3)
+    if "compression" in row.extra:
+        out["compression"] = row.extra["compression"]
+    return out
 
 
 def read_rows(path: str | Path) -> list[ResultRow]:

@@ -6,6 +6,12 @@ it on with its own temporary store; matplotlib writes its cache under the test's
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -34,3 +40,38 @@ def digits_cnn(digits_data: SplitData) -> torch.nn.Sequential:
     model = build_model(ArchConfig("cnn", digits_data.input_shape, digits_data.num_classes, channels=(16, 32, 64)))
     fit(model, digits_data.train, digits_data.val, epochs=15, batch_size=32, lr=1e-2, weight_decay=0.0, seed=0)
     return model.eval()
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def copy_repository(dest: Path) -> None:
+    """Tracked and untracked-but-not-ignored files, as a fresh git repository."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, check=True).stdout
+    for name in filter(None, listed.decode().split("\0")):
+        source = REPO / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "e2e"]):
+        subprocess.run(["git", *args], cwd=dest, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("repo")
+    copy_repository(work)
+    params = (work / "params.yaml").read_text()
+    (work / "params.yaml").write_text(params.replace("\nprofile: default", "\nprofile: smoke", 1))
+    store = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "MLFLOW_TRACKING_URI": store,
+        "SPIKEBENCH_TRACKING": "on",
+        "MPLCONFIGDIR": str(work / ".mplconfig"),
+    }
+    first = subprocess.run(["dvc", "repro"], cwd=work, env=env, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, f"dvc repro failed:\n{first.stdout[-3000:]}\n{first.stderr[-3000:]}"
+    second = subprocess.run(["dvc", "repro"], cwd=work, env=env, capture_output=True, text=True, timeout=120)
+    return work, store, second

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_pipeline_e2e import copy_repository
+from tests.conftest import copy_repository
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,7 @@ def test_queued_sweep_runs_every_experiment(tmp_path):
            "MPLCONFIGDIR": str(work / ".mplconfig")}
     for lr in ("0.01", "0.003"):
         _dvc(work, env, "exp", "run", "--queue", "-S", "profile=smoke", "-S", f"baseline.lr={lr}", "-S", "baseline.epochs=3", "baseline")
-    _dvc(work, env, "queue", "start", "-j", "2")
+    _dvc(work, env, "queue", "start", "-j", "2", timeout=900)  # returns when its workers close its output pipe
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         status = _dvc(work, env, "queue", "status").stdout

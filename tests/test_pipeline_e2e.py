@@ -7,10 +7,8 @@ that the leaderboard lists every method the pipeline produced, and that a second
 
 from __future__ import annotations
 
-import os
-import shutil
+import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,38 +19,6 @@ from spikebench.tracking import EXPERIMENT, ui_server
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
-
-
-def copy_repository(dest: Path) -> None:
-    """Tracked and untracked-but-not-ignored files, as a fresh git repository."""
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, check=True).stdout
-    for name in filter(None, listed.decode().split("\0")):
-        source = REPO / name
-        if source.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest / name)
-    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "e2e"]):
-        subprocess.run(["git", *args], cwd=dest, check=True, capture_output=True)
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("repo")
-    copy_repository(work)
-    params = (work / "params.yaml").read_text()
-    (work / "params.yaml").write_text(params.replace("\nprofile: default", "\nprofile: smoke", 1))
-    store = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "MLFLOW_TRACKING_URI": store,
-        "SPIKEBENCH_TRACKING": "on",
-        "MPLCONFIGDIR": str(work / ".mplconfig"),
-    }
-    first = subprocess.run(["dvc", "repro"], cwd=work, env=env, capture_output=True, text=True, timeout=900)
-    assert first.returncode == 0, f"dvc repro failed:\n{first.stdout[-3000:]}\n{first.stderr[-3000:]}"
-    second = subprocess.run(["dvc", "repro"], cwd=work, env=env, capture_output=True, text=True, timeout=120)
-    return work, store, second
 
 
 def test_every_stage_logged_one_finished_run(smoke_run):
@@ -122,3 +88,55 @@ def chromium(profile_dir: Path, *args: str) -> str:
     result = subprocess.run(["chromium", *flags, *args], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
+
+
+# stages that measure no model on the test split (they write no result rows): no headline metrics
+MODEL_FREE_STAGES = {"prepare", "synth", "gate_sim", "nir", "publish"}
+MODEL_STAGES = {"baseline", "conversion", "rmp", "st_pruning", "attention_pruning"}
+
+
+def test_mlflow_runs_compare_across_methods_and_the_selected_model_is_registered(smoke_run):
+    """Every parent run has the shared headline metrics and tags; child runs carry their sweep settings
+    as params; models are logged; the registered selected model predicts the engine's classes."""
+    import mlflow
+
+    from spikebench.data import load_prepared
+    from spikebench.spiking import load_snn, simulate
+    from spikebench.tracking import EXPERIMENT_KIND, REGISTERED_ALIAS, REGISTERED_MODEL
+
+    work, store, _ = smoke_run
+    mlflow.set_tracking_uri(store)
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    assert experiment.tags["mlflow.experimentKind"] == EXPERIMENT_KIND
+    runs = mlflow.search_runs(experiment_names=[EXPERIMENT])
+    parents, children = runs[runs["tags.mlflow.parentRunId"].isna()], runs[runs["tags.mlflow.parentRunId"].notna()]
+    for column in ("tags.method", "tags.library", "tags.dataset", "tags.split_hash", "tags.dvc_stage"):
+        assert parents[column].notna().all() and children[column].notna().all(), column
+    measured = parents[~parents["tags.dvc_stage"].isin(MODEL_FREE_STAGES)].set_index("tags.dvc_stage")
+    for metric in ("test_accuracy", "timesteps", "sops_per_image", "energy_per_image_uj"):
+        assert measured[f"metrics.{metric}"].notna().all(), (metric, measured[f"metrics.{metric}"])
+    assert not [c for c in runs.columns if c.startswith("metrics.") and c.endswith("_j")]  # energies in µJ
+    assert measured.loc["power", "metrics.hw_energy_per_image_uj"] > 0
+    exported = [r for r in rows_frame([work / "results/st_pruning.json"]).itertuples() if r.model_path]
+    assert measured.loc["st_pruning", "metrics.test_accuracy"] == pytest.approx(exported[0].accuracy)  # the 5-bit model
+    # sweep settings are params, and the child runs are found by the same tag filters as their stage
+    params = [c for c in runs.columns if c.startswith("params.")]
+    assert children[params].notna().any(axis=1).all()
+    conversion = children[children["tags.dvc_stage"] == "conversion"]
+    assert conversion["params.reset"].notna().all() and conversion["params.percentile"].notna().all()
+    assert (conversion["tags.method"] == "conversion").all() and (conversion["tags.dataset"] == "digits").all()
+    assert children.loc[children["tags.dvc_stage"] == "st_pruning", "params.bits"].notna().any()
+    # the split as dataset input, the models as MLflow models
+    baseline_run = mlflow.get_run(measured.loc["baseline", "run_id"])
+    (split,) = baseline_run.inputs.dataset_inputs
+    assert (split.dataset.name, split.dataset.digest) == ("digits", measured.loc["baseline", "tags.split_hash"])
+    models = mlflow.search_logged_models(experiment_ids=[experiment.experiment_id], output_format="list")
+    with_model = set(parents.set_index("run_id").loc[[m.source_run_id for m in models], "tags.dvc_stage"])
+    assert MODEL_STAGES | {"nir"} <= with_model
+    # the registered selected model: loads and predicts the engine's classes
+    selected = json.loads((work / "hardware" / "selected.json").read_text())
+    net, meta = load_snn(work / selected["model_path"])
+    assert int(meta["timesteps"]) == int(selected["timesteps"])
+    x = load_prepared(work / "data" / "prepared").test[0][:64]
+    model = mlflow.pyfunc.load_model(f"models:/{REGISTERED_MODEL}@{REGISTERED_ALIAS}")
+    assert (model.predict(x.numpy()) == simulate(net, x, int(meta["timesteps"])).predictions().numpy()).all()

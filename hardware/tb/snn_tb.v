@@ -85,6 +85,7 @@ module snn_tb #(
             end
             rd_en = 1'b0;
             $fwrite(fd, "\n");
+            $fflush(fd);  // one line per image as it finishes: the progress bar counts them
         end
         $fclose(fd);
         batch_done = 1'b1;

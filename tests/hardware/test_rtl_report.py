@@ -38,7 +38,7 @@ def test_rtl_row_carries_counters_cycles_and_the_synthesis_clock(tmp_path):
                     spikes=int(golden.spikes[i].sum())) for i in range(3)]
     check = GoldenCheck(accuracy=0.5, test_images=360, head=golden, count=3)
     selected = {"model_path": str(model), "arch": "mlp", "method": "conversion", "accuracy": 0.6, "ann_accuracy": 0.9}
-    row = rtl_row(RowContext("digits", "abc", 0), RtlRuns.of(runs), check, labels, layout, net, selected, CLOCK_MHZ, seconds=2.0)
+    row = rtl_row(RowContext("digits", "abc", 0), RtlRuns.of(runs), check, labels, layout, net, selected, CLOCK_MHZ)
 
     assert (row.method, row.library, row.arch, row.timesteps) == ("hardware", "rtl", "mlp (conversion)", 4)
     assert row.accuracy == pytest.approx(2 / 3) and row.test_images == 3          # over the simulated images

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from spikebench.errors import SpikebenchError
-from spikebench.results import ENERGY_MODEL, ResultRow, RowContext, git_commit, read_rows, rows_frame, write_rows
+from spikebench.results import ENERGY_MODEL, ResultRow, RowContext, git_commit, headline_metrics, read_rows, rows_frame, write_rows
 
 
 def make_row(**overrides) -> ResultRow:
@@ -36,13 +36,13 @@ def test_git_commit_outside_a_repository_is_unknown(tmp_path, monkeypatch):
 
 
 def test_row_context_fills_the_shared_fields_and_the_op_model_energy():
-    context = RowContext.of(SimpleNamespace(dataset="digits", split_hash="abc"), seed=3, run=SimpleNamespace(run_id="r1", experiment_id="7"))
+    context = RowContext.of(SimpleNamespace(dataset="digits", split_hash="abc"), seed=3, run=SimpleNamespace(stage="conversion"))
     ops = SimpleNamespace(spikes=10.0, synops=200.0, macs=50.0, energy_j=4.6e-12 * 50 + 0.9e-12 * 200)
     snn = context.row("conversion", "spikebench", "cnn", timesteps=8, accuracy=0.9, test_images=100, ann_accuracy=0.95, ops=ops,
                       params=(1000, 900), weight_bits=32, headline=False)
     ann = context.row("ann", "torch", "cnn", timesteps=0, accuracy=0.95, test_images=100, ann_accuracy=0.95, macs_per_image=1e6,
                       params=(1000, 1000), weight_bits=32)
-    assert (snn.dataset, snn.split_hash, snn.seed, snn.mlflow_run_id, snn.mlflow_experiment_id) == ("digits", "abc", 3, "r1", "7")
+    assert (snn.dataset, snn.split_hash, snn.seed, snn.stage) == ("digits", "abc", 3, "conversion")
     assert snn.synops_per_image == 200.0 and snn.nonzero_params == 900 and snn.headline is False
     assert ann.energy_per_image_j == pytest.approx(4.6e-6) and ann.synops_per_image == 0.0
     assert snn.energy_model == ann.energy_model == ENERGY_MODEL
@@ -75,3 +75,30 @@ def test_unreadable_results_file_names_the_file(tmp_path):
         read_rows(tmp_path / "bad.json")
     with pytest.raises(SpikebenchError, match="missing.json: results file missing"):
         read_rows(tmp_path / "missing.json")
+
+
+def test_write_rows_also_writes_flat_headline_metrics(tmp_path):
+    exported = make_row(timesteps=4, headline=True, mappable=True, model_path="models/x.pt", accuracy=0.91, extra={"compression": 4.9})
+    rows = [make_row(headline=False, accuracy=0.5), make_row(timesteps=8, accuracy=0.93), exported]
+    write_rows(tmp_path / "results" / "st.json", rows)
+    metrics = json.loads((tmp_path / "metrics" / "st.json").read_text())
+    assert metrics == {"accuracy": 91.0, "test_images": 500, "T": 4, "sops": 10000, "energy_uj": 0.01, "compression": 4.9}
+    assert all(not isinstance(v, (dict, list)) for v in metrics.values())  # flat: DVC shows every key as a column
+    assert headline_metrics([make_row(headline=False, accuracy=0.25)])["accuracy"] == 25.0  # no headline row: the first row
+
+
+def test_git_commit_ignores_the_pipelines_own_outputs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for args in (["init", "-q"], ["config", "user.email", "t@t"], ["config", "user.name", "t"]):
+        subprocess.run(["git", *args], check=True)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "a.json").write_text("{}")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "dvc.lock").write_text("a\n")
+    subprocess.run(["git", "add", "-A"], check=True)
+    subprocess.run(["git", "commit", "-qm", "x"], check=True)
+    (tmp_path / "results" / "a.json").write_text('{"rows": []}')
+    (tmp_path / "dvc.lock").write_text("b\n")
+    assert not git_commit.__wrapped__().endswith("+dirty")  # the pipeline rewrote its outputs: still clean
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_commit.__wrapped__().endswith("+dirty")
