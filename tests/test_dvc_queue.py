@@ -49,5 +49,11 @@ def test_queued_sweep_runs_every_experiment(tmp_path):
         # each experiment is a git commit (refs/exps) holding its own results file
         committed = subprocess.run(["git", "show", f"{rev['rev']}:results/baseline.json"], cwd=work, capture_output=True, text=True, check=True)
         accuracies[lr] = json.loads(committed.stdout)["rows"][0]["accuracy"]
+        # the experiment's flat metrics are what `dvc exp show` displays: the same accuracy, in percent
+        assert rev["data"]["metrics"]["metrics/baseline.json"]["data"]["accuracy"] == round(accuracies[lr] * 100, 2)
     assert set(accuracies) == {0.01, 0.003}
     assert all(0.5 < a <= 1.0 for a in accuracies.values()), accuracies
+    # what changed between the experiments, and nothing else, in a table a terminal can hold
+    table = _dvc(work, env, "exp", "show", "--only-changed", "--csv").stdout.splitlines()
+    assert "metrics/baseline.json:accuracy" in table[0] and "baseline.lr" in table[0]
+    assert len(table[0].split(",")) <= 40, table[0]
