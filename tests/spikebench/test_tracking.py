@@ -25,6 +25,12 @@ from spikebench.tracking import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _scratch_directory(monkeypatch, tmp_path):
+    """Stage runs write reports/runs/<stage>.json relative to the working directory: keep them out of the checkout."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
