@@ -7,7 +7,7 @@ for done, output read-back through the host port) and parses its result file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,16 +15,27 @@ from cocotb.triggers import FallingEdge, RisingEdge
 
 from hardware.export import input_events
 
+# Memory kinds in the order the testbench's M field lists them (hardware/tb/snn_tb_probes.vh);
+# the lane memories are summed over the P lanes.
+MEMORY_KINDS = ("desc", "inq", "ptr", "wmem", "bias", "vmem", "i0", "q")
+# Phases of the core's state machine, in the order of the S field.
+PHASES = ("clear", "analog", "events", "fire", "control")
+
 
 @dataclass
 class CoreRun:
-    """What the core reports for one image: output potentials and its counters."""
+    """What the core reports for one image: output potentials and its counters; from an RTL
+    build also the cycles per phase and per layer, and each memory kind's (reads, writes)
+    during this image (empty from a gate-level build, which has no probes)."""
 
     potentials: list[int]
     cycles: int
     sops: int
     macs: int
     spikes: int
+    phase_cycles: dict[str, int] = field(default_factory=dict)
+    layer_cycles: list[int] = field(default_factory=list)
+    memory: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 BATCH_WORDS = 2**20  # testbench parameter BQ
@@ -52,11 +63,30 @@ def write_output_map(path: Path, outputs: list[tuple[int, int]]) -> None:
     Path(path).write_text(_memh([len(outputs), *[(lane << 16) | addr for lane, addr in outputs]], OUTPUT_MAP_WORDS))
 
 
+def _fields(line: str) -> dict[str, list[int]]:
+    """'c s m k S .. L .. O .. M ..' -> {'': [c, s, m, k], 'S': [...], ...}."""
+    fields: dict[str, list[int]] = {"": []}
+    key = ""
+    for token in line.split():
+        if token.isalpha():
+            key = token
+            fields[key] = []
+        else:
+            fields[key].append(int(token))
+    return fields
+
+
 def parse_results(path: Path) -> list[CoreRun]:
+    """The testbench's result lines, one CoreRun per image."""
     runs = []
     for line in Path(path).read_text().splitlines():
-        values = [int(v) for v in line.split()]
-        runs.append(CoreRun(potentials=values[4:], cycles=values[0], sops=values[1], macs=values[2], spikes=values[3]))
+        f = _fields(line)
+        cycles, sops, macs, spikes = f[""]
+        run = CoreRun(potentials=f["O"], cycles=cycles, sops=sops, macs=macs, spikes=spikes,
+                      phase_cycles=dict(zip(PHASES, f.get("S", []), strict=False)), layer_cycles=f.get("L", []))
+        if "M" in f:
+            run.memory = {kind: (f["M"][2 * i], f["M"][2 * i + 1]) for i, kind in enumerate(MEMORY_KINDS)}
+        runs.append(run)
     return runs
 
 

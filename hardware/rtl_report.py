@@ -1,10 +1,11 @@
-"""What the RTL run reports: the cycle model, the images that fit the budget, and the result row.
+"""What the RTL run reports: the simulated images' counters and the result row.
 
-The cycle model is the one of hardware/README.md ('Cycle model'); `rtl_row` turns the
-simulated images into the `results/hardware_rtl.json` row: accuracy over the simulated
-images, the op counts the core's counters reported, `energy_per_image_j` from the 45 nm
-op model on those counts (as every row), the measured cycles in `hw_cycles_per_image` and
-the nominal clock (`synth.clock_mhz`, the clock the design must meet) in `hw_clock_mhz`.
+`rtl_row` turns the simulated images into the `results/hardware_rtl.json` row: the RTL's
+own accuracy over the simulated images (the whole test split by default), the op counts
+the core's counters reported, `energy_per_image_j` from the 45 nm op model on those counts
+(as every row), the measured cycles in `hw_cycles_per_image`, the nominal clock
+(`synth.clock_mhz`, the clock the design must meet) in `hw_clock_mhz`, and the cycles per
+phase and per layer. The cycle bound is the one of hardware/README.md ('Cycle model').
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hardware.config import HardwareConfig
+from hardware.driver import PHASES
 from hardware.export import IntNetwork
 from hardware.golden import GoldenResult
 from spikebench.energy import OpCounts, count_params
@@ -32,19 +34,6 @@ def cycle_overhead(layout: dict, timesteps: int) -> int:
     return timesteps * per_step + layout["vwords"] + 16
 
 
-def estimated_cycles(golden: GoldenResult, layout: dict, timesteps: int) -> np.ndarray:
-    """Expected cycles of each image from the golden op counts (README 'Cycle model'):
-    streams of (SOPs + MACs) / P rows plus ~15% lane imbalance, 2 cycles per event, overhead."""
-    lanes = layout["config"]["lanes"]
-    events = golden.spikes.sum(axis=1)
-    return 1.15 * (golden.sops + golden.macs) / lanes + 2 * events + cycle_overhead(layout, timesteps)
-
-
-def images_within_budget(estimates: np.ndarray, budget: int) -> int:
-    """Largest prefix of images whose estimated cycles fit `budget` (at least one)."""
-    return max(1, int(np.searchsorted(np.cumsum(estimates), budget, side="right")))
-
-
 @dataclass
 class RtlRuns:
     """The simulated images' counters as arrays (one entry per image)."""
@@ -54,14 +43,18 @@ class RtlRuns:
     macs: np.ndarray
     spikes: np.ndarray
     predictions: np.ndarray
+    phase_cycles: dict[str, np.ndarray]  # per phase of the state machine (hardware.driver.PHASES)
+    layer_cycles: np.ndarray             # (images, layers): event and fire cycles of each layer
 
     @classmethod
     def of(cls, runs: list[CoreRun]) -> RtlRuns:
         def column(key: str) -> np.ndarray:
             return np.array([getattr(r, key) for r in runs], dtype=np.float64)
 
+        phases = {name: np.array([r.phase_cycles.get(name, 0) for r in runs], dtype=np.float64) for name in PHASES}
         return cls(column("cycles"), column("sops"), column("macs"), column("spikes"),
-                   np.array([int(np.argmax(r.potentials)) for r in runs]))
+                   np.array([int(np.argmax(r.potentials)) for r in runs]), phases,
+                   np.array([r.layer_cycles for r in runs], dtype=np.float64))
 
     @property
     def ops(self) -> OpCounts:
@@ -74,8 +67,8 @@ class GoldenCheck:
 
     accuracy: float          # whole test split
     test_images: int
-    head: GoldenResult       # the first images, with op counts (what the RTL must reproduce)
-    count: int               # images simulated on the RTL
+    head: GoldenResult       # the simulated images, with op counts (what the RTL must reproduce)
+    count: int               # images simulated on the RTL (the first of the split)
 
 
 def rtl_extra(rtl: RtlRuns, golden: GoldenCheck, labels: np.ndarray, layout: dict, net: IntNetwork, selected: dict,
@@ -90,6 +83,8 @@ def rtl_extra(rtl: RtlRuns, golden: GoldenCheck, labels: np.ndarray, layout: dic
         "mismatches": 0,
         "cycles_max_per_image": int(rtl.cycles.max()),
         "cycle_bound_ratio_max": float((rtl.cycles / bound).max()),
+        "phase_cycles_per_image": {name: float(c.mean()) for name, c in rtl.phase_cycles.items()},
+        "layer_cycles_per_image": [float(c) for c in rtl.layer_cycles.mean(axis=0)[: len(layout["layers"])]],
         "images_per_s": clock_mhz * 1e6 / mean_cycles,
         "us_per_image": mean_cycles / clock_mhz,
         "lanes": hw.lanes,

@@ -44,19 +44,21 @@ def rtl_sources() -> list[Path]:
     return sorted(RTL_DIR.glob("*.v"))
 
 
-def _build_key(config: HardwareConfig, toplevel: str, sources: list[Path]) -> str:
-    digest = hashlib.sha256(json.dumps([toplevel, config.to_dict()], sort_keys=True).encode())
-    for path in [*sources, *sorted(RTL_DIR.glob("*.vh"))]:
+def _build_key(config: HardwareConfig, toplevel: str, sources: list[Path], defines: tuple[str, ...] = ()) -> str:
+    digest = hashlib.sha256(json.dumps([toplevel, config.to_dict(), list(defines)], sort_keys=True).encode())
+    for path in [*sources, *sorted(RTL_DIR.glob("*.vh")), *sorted(TB_TOP.parent.glob("*.vh"))]:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
 
-def build(config: HardwareConfig, toplevel: str = "snn_tb", sources: list[Path] | None = None) -> Path:
-    """Compile the testbench (or another toplevel) for `config`; returns the build directory."""
+def build(config: HardwareConfig, toplevel: str = "snn_tb", sources: list[Path] | None = None,
+          defines: tuple[str, ...] = ()) -> Path:
+    """Compile the testbench (or another toplevel) for `config` with the Verilog `defines`
+    (e.g. SNN_GATE_LEVEL: a netlist has no RTL names to probe); returns the build directory."""
     from cocotb_tools.runner import get_runner
 
     sources = list(sources) if sources is not None else [*rtl_sources(), TB_TOP]
-    build_dir = BUILD_ROOT / f"{toplevel}-{_build_key(config, toplevel, sources)}"
+    build_dir = BUILD_ROOT / f"{toplevel}-{_build_key(config, toplevel, sources, defines)}"
     if (build_dir / "sim.vvp").exists():
         return build_dir
     runner = get_runner("icarus")
@@ -65,8 +67,8 @@ def build(config: HardwareConfig, toplevel: str = "snn_tb", sources: list[Path] 
     log = build_dir / "build.log"
     print(f"Icarus: compiling {toplevel} (compiler output in {log})", flush=True)
     try:
-        runner.build(sources=sources, includes=[RTL_DIR], hdl_toplevel=toplevel, parameters=parameters,
-                     build_dir=build_dir, build_args=["-g2005"], timescale=("1ns", "1ps"), log_file=log)
+        runner.build(sources=sources, includes=[RTL_DIR, TB_TOP.parent], hdl_toplevel=toplevel, parameters=parameters,
+                     build_dir=build_dir, build_args=["-g2005", *[f"-D{d}" for d in defines]], timescale=("1ns", "1ps"), log_file=log)
     except RuntimeError as err:
         raise SpikebenchError(f"Icarus could not compile {toplevel} ({err}): {_last_line(log)}; full log: {log}") from err
     return build_dir

@@ -57,6 +57,7 @@ NIR_REPORT = Path("reports/nir.json")
 HW_MODEL_DIR = Path("hardware/model")
 RTL_RESULTS = Path("results/hardware_rtl.json")
 RTL_REPORT = Path("reports/hardware_rtl_images.json")
+MEMORY_REPORT = Path("reports/hardware_memory.json")  # exact memory accesses over every simulated image
 NETLIST_DIR = Path("hardware/netlist")
 SYNTH_REPORT = Path("reports/hardware_synth.json")
 GATE_DIR = Path("hardware/gate")

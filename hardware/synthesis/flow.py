@@ -35,7 +35,7 @@ LOGIC_SOURCES = ("snn_core.v", "snn_lane.v", "snn_fire_unit.v", "snn_event_decod
 VOLTAGE = 1.8  # V, the library's nominal (typical corner) supply
 
 # Debian package that provides each tool (the one-line error names it).
-TOOLS = {"yosys": "yosys", "iverilog": "iverilog", "vvp": "iverilog", "sta": "opensta"}
+TOOLS = {"yosys": "yosys", "iverilog": "iverilog", "vvp": "iverilog", "sta": "opensta", "verilator": "verilator"}
 
 SOURCE_CELL = "spikebench_source"
 NETLIST_FILE = "snn_core.v"   # in the synth stage's folder (spikebench.paths.NETLIST_DIR); yosys JSON: snn_core.json

@@ -3,6 +3,7 @@ bad netlists."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import pytest
@@ -114,13 +115,43 @@ def test_missing_dump_is_one_clear_error(tmp_path):
         read_activity([tmp_path / "missing.fst"], None, PERIOD_NS, module=MODULE)
 
 
-def test_energy_per_inference_scales_to_the_full_run_and_to_45nm(inverter_run, tmp_path):
-    """The results row: energy per simulated cycle x cycles of one inference at the model's T in
-    `hw_energy_per_image_j` (180 nm), the 45 nm op model in `energy_per_image_j` as in every row,
-    the 45 nm-scaled measurement at 1/16, and the leaderboard's hardware table beside the published chips."""
+def test_split_per_sop_recovers_the_per_sop_per_mac_and_fixed_energy():
+    import numpy as np
+
+    from hardware.power_model import split_per_sop
+
+    rng = np.random.default_rng(0)
+    sops, macs = rng.uniform(1e5, 3e5, 50), rng.uniform(2e4, 6e4, 50)
+    split = split_per_sop(5e-6 + 2e-12 * sops + 3e-12 * macs, sops, macs)
+    assert (split.fixed_j, split.per_sop_j, split.per_mac_j) == pytest.approx((5e-6, 2e-12, 3e-12), rel=1e-6)
+    assert split.images == 50 and split.r2 == pytest.approx(1.0)
+    constant_macs = split_per_sop(5e-6 + 2e-12 * sops, sops, np.full(50, 4e4))   # folded into the fixed part
+    assert (constant_macs.per_sop_j, constant_macs.per_mac_j) == pytest.approx((2e-12, 0.0))
+    assert split_per_sop(np.ones(3), np.full(3, 7.0), macs[:3]) is None          # SOPs that never vary: no slope
+
+
+def memory_counts(path, vmem_reads: list[float]) -> None:
+    """A hand-made reports/hardware_memory.json: vmem reads per image as given, one 32 KiB instance."""
+    from hardware.memory_model import MEMORY_NAMES
+
+    images = len(vmem_reads)
+    memories = {n: {"instances": 1, "width_bits": 16, "depth_words": 16, "reads": 0, "writes": 0} for n in MEMORY_NAMES}
+    memories["vmem"] = {"instances": 1, "width_bits": 64, "depth_words": 4096, "reads": sum(vmem_reads), "writes": 0}
+    per_image = {n: {"reads": [0] * images, "writes": [0] * images} for n in MEMORY_NAMES}
+    per_image["vmem"]["reads"] = vmem_reads
+    path.write_text(json.dumps({"images": images, "memories": memories, "per_image": per_image}))
+
+
+def test_energy_per_inference_by_term_bracket_energy_per_sop_and_45nm(inverter_run, tmp_path):
+    """The results row: logic cells x cycles of one inference at the model's T, the wire allowance, memories from
+    exact counts with leakage over the latency, in `hw_energy_per_image_j` (180 nm); the bracket (our rule .. OpenSTA's
+    rule + wires); the incremental energy per SOP; the 45 nm op model in `energy_per_image_j` as in every row; the
+    x1/16 ideal-scaling bound; and the leaderboard's hardware table beside the published chips."""
+    import numpy as np
     import yaml
 
-    from hardware.power_model import HW_NODE, hardware_row, memory_accesses
+    from hardware.memory_model import AccessEnergyModel, Memories, SramArea, SramLeakage, SramModel, read_access_counts
+    from hardware.power_model import HW_NODE, Measurements, hardware_row
     from leaderboard.tables import hardware_table
     from spikebench import paths
     from spikebench.energy import OpCounts, energy_joules
@@ -128,25 +159,75 @@ def test_energy_per_inference_scales_to_the_full_run_and_to_45nm(inverter_run, t
 
     _, activity, library, constraints = inverter_run
     ours = gate_power(MODULE, library, activity, constraints)
+    doubled = gate_power(MODULE, library, activity, constraints, double_count=True)
     clock_hz = constraints.clock_mhz * 1e6
-    power = {"ours": ours, "check": {}, "memories": memory_accesses(MODULE, activity), "clock_hz": clock_hz, "memory_j_per_cycle": 1e-12}
+    power = {"ours": ours, "opensta_rule": doubled, "check": {}, "clock_hz": clock_hz}
+    memory_counts(tmp_path / "memory.json", [400.0, 500.0, 600.0, 500.0])
+    model = SramModel(AccessEnergyModel.fit(), 1.0, SramLeakage(40.0, 5.0, 100.0), SramArea(5.59, 0.6))
+    memories = Memories.of(read_access_counts(tmp_path / "memory.json"), model)
     context = RowContext("digits", "s", seed=0)
-    rtl = context.row("hardware", "rtl", "cnn (conversion)", timesteps=8, accuracy=1.0, test_images=2, ann_accuracy=0.95,
+    rtl = context.row("hardware", "rtl", "cnn (conversion)", timesteps=8, accuracy=1.0, test_images=4, ann_accuracy=0.95,
                       ops=OpCounts(spikes=10.0, synops=5000.0, macs=64.0), params=(100, 90), weight_bits=8, hw_cycles_per_image=1000.0,
                       hw_clock_mhz=constraints.clock_mhz, extra={"golden_accuracy": 0.93, "golden_test_images": 360})
+    images = {"cycles": np.array([900.0, 1000.0, 1100.0, 1000.0]), "sops": np.array([4000.0, 5000.0, 6000.0, 5000.0]),
+              "macs": np.array([64.0, 60.0, 68.0, 64.0])}
     gate = {"images": 1, "runs": [{"cycles": 150}], "timesteps": 2, "model_timesteps": 8, "mismatches": 0}
-    synth = {"clock_mhz": constraints.clock_mhz, "max_clock_mhz": 120.0, "area_mm2": 0.5, "cells": 1, "flops": 0, "memory_bits": 0}
-    row, report = hardware_row(rtl, gate, synth, power, activity, 2.5, context)
-    per_cycle = ours.internal_j + ours.switching_j + ours.leakage_w / clock_hz + 1e-12
+    synth = {"clock_mhz": constraints.clock_mhz, "max_clock_mhz": 120.0, "area_mm2": 0.5, "cells": 1, "flops": 0}
+    row, report = hardware_row(Measurements(rtl, images, gate, synth, activity), power, memories, 1.0, context)
+
     cycles = 1000.0 + (activity.cycles - 150)      # the RTL's core cycles + this run's host cycles per image
-    assert row.hw_energy_per_image_j == pytest.approx(per_cycle * cycles) == report["energy_per_image_j"]["total"]
+    dynamic = ours.internal_j + ours.switching_j
+    cells = (dynamic + ours.leakage_w / clock_hz) * cycles
+    vmem_read = model.read_pj(64, 4096) * 1e-12
+    memory_leak = 64 * 4096 * 40e-12 + 6 * 16 * 16 * 40e-12
+    total = cells + dynamic * cycles + 500 * vmem_read + memory_leak * cycles / clock_hz
+    assert row.hw_energy_per_image_j == pytest.approx(total) == report["energy_per_image_j"]["total"]
+    terms = row.extra["energy_per_image_j_terms"]
+    assert (terms["logic_cells"], terms["wire_allowance"], terms["memory_dynamic"]) == pytest.approx((cells, dynamic * cycles, 500 * vmem_read))
+    low, high = row.extra["energy_per_image_j_range"]["low"], row.extra["energy_per_image_j_range"]["high"]
+    assert low == pytest.approx(cells + 500 * vmem_read + memory_leak / 8 * cycles / clock_hz)
+    opensta_cells = (doubled.internal_j + doubled.switching_j + ours.leakage_w / clock_hz) * cycles
+    assert high == pytest.approx(opensta_cells + dynamic * cycles + 500 * vmem_read + memory_leak * 2.5 * cycles / clock_hz)
+    assert low < row.hw_energy_per_image_j < high
+    # incremental energy per SOP: +0.1 cycle and +0.1 vmem read per SOP in these images, MACs play no part
+    per_cycle = (dynamic * 2 + ours.leakage_w / clock_hz) + memory_leak / clock_hz
+    assert row.extra["energy_per_sop_j"] == pytest.approx(0.1 * per_cycle + 0.1 * vmem_read, rel=1e-6)
+    assert row.extra["energy_per_mac_j"] == pytest.approx(0.0, abs=1e-9 * total)
+    parts = row.extra["energy_per_image_j_fixed"] + row.extra["energy_per_image_j_input_macs"] + row.extra["energy_per_image_j_synaptic"]
+    assert parts == pytest.approx(total)
+    assert row.extra["energy_per_sop_j_total"] == pytest.approx(total / 5000.0)
     assert row.energy_per_image_j == pytest.approx(energy_joules(64.0, 5000.0))  # the 45 nm op model, not the measurement
     assert (row.hw_node, row.hw_clock_mhz, row.hw_cycles_per_image) == (HW_NODE, constraints.clock_mhz, 1000.0)
     assert row.extra["energy_per_image_j_45nm"] == pytest.approx(row.hw_energy_per_image_j / 16)
-    assert row.extra["energy_per_sop_j"] == pytest.approx(row.hw_energy_per_image_j / 5000.0)
+    assert "ideal-scaling bound" in row.extra["scaling_rule"]
+    assert row.extra["area_total_mm2"] == pytest.approx(0.5 + memories.area_mm2)
+    assert report["memories"]["vmem"]["reads_per_image"] == 500 and "vmem" in row.extra["memories"]
     assert row.extra["images_per_s"] == pytest.approx(clock_hz / 1000.0)
     assert (row.accuracy, row.test_images) == (0.93, 360) and row.extra["activity_scaled"] and row.headline is False
-    assert not {"node", "clock_mhz", "leaderboard", "model_path", "cycles_per_image"} & set(row.extra)
+    assert not {"node", "clock_mhz", "leaderboard", "model_path", "cycles_per_image", "sram_pj_per_bit"} & set(row.extra)
     write_rows(tmp_path / "hw.json", [row])
     table = hardware_table(rows_frame([tmp_path / "hw.json"]), yaml.safe_load(paths.PRIOR_ART.read_text()))
     assert "(measured; gate-level activity of T=2" in table and "ODIN (published)" in table and "45 nm-scaled" in table
+
+
+def test_energy_per_sop_falls_back_to_total_per_sop_without_per_image_counts(tmp_path):
+    import numpy as np
+
+    from hardware.memory_model import AccessEnergyModel, Memories, SramArea, SramLeakage, SramModel, read_access_counts
+    from hardware.power_model import InferenceEnergy, Measurements, sop_energy
+
+    memory_counts(tmp_path / "memory.json", [400.0, 600.0])
+    raw = json.loads((tmp_path / "memory.json").read_text())
+    del raw["per_image"]
+    (tmp_path / "memory.json").write_text(json.dumps(raw))
+    model = SramModel(AccessEnergyModel.fit(), 1.0, SramLeakage(40.0, 5.0, 100.0), SramArea(5.59, 0.6))
+    memories = Memories.of(read_access_counts(tmp_path / "memory.json"), model)
+    energy = InferenceEnergy(1e-12, 2e-12, 1e-12, 1.0, memories.dynamic_j, {"low": 0.0, "nominal": 0.0, "high": 0.0}, 1000.0, 0.0, 1e8)
+
+    class Rtl:
+        synops_per_image, macs_per_image = 5000.0, 64.0
+
+    columns = {"cycles": np.array([900.0, 1100.0]), "sops": np.array([4000.0, 6000.0]), "macs": np.array([60.0, 68.0])}
+    sop = sop_energy(Measurements(Rtl(), columns, {}, {}, None), energy, memories)
+    assert sop["energy_per_sop_j"] == sop["energy_per_sop_j_total"] == pytest.approx(energy.total_j / 5000.0)
+    assert "no per_image counts" in sop["energy_per_sop_definition"]

@@ -1,6 +1,7 @@
 """End to end on real data: the digits CNN converted by the engine, exported, run on the
-integer golden model (full test split, vs the float SNN) and on the RTL (real test images,
-every output and counter compared)."""
+integer golden model (full test split, vs the float SNN) and on the RTL: the whole test
+split in Verilator, the first images in Icarus (the independent cross-check), every output
+and counter compared."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from hardware.export import quantise, write_memory_images
 from hardware.golden import compare, run_golden
 from hardware.rtl_report import cycle_overhead
 from hardware.sim import simulate_rtl
+from hardware.verilator import build_verilator, simulate_images
 from spikebench.convert import convert
 from spikebench.spiking import simulate
 
@@ -55,3 +57,15 @@ def test_rtl_matches_golden_on_real_images(converted, digits_data, tmp_path):
     overhead = cycle_overhead(layout, net.timesteps)
     for r in runs:
         assert r.cycles <= 2 * (r.sops + r.macs) / CONFIG.lanes + overhead
+
+
+def test_verilator_matches_golden_on_the_whole_test_split(converted, digits_data, tmp_path):
+    net, _ = converted
+    x, y = digits_data.test
+    images = np.rint(x.numpy() * 255).astype(np.uint8)
+    layout = write_memory_images(net, tmp_path)
+    runs, _ = simulate_images(build_verilator(CONFIG), tmp_path, layout, images, workers=2)
+    golden = run_golden(net, images)
+    assert len(runs) == len(y) and compare(runs, golden) == []
+    rtl_accuracy = float((np.array([np.argmax(r.potentials) for r in runs]) == y.numpy()).mean())
+    assert rtl_accuracy == float((golden.predictions == y.numpy()).mean()) > 0.8

@@ -8,7 +8,7 @@ import pytest
 from hardware.driver import CoreRun
 from hardware.export import load_and_quantise, write_memory_images
 from hardware.golden import run_golden
-from hardware.rtl_report import GoldenCheck, RtlRuns, cycle_overhead, images_within_budget, rtl_row
+from hardware.rtl_report import GoldenCheck, RtlRuns, cycle_overhead, rtl_row
 from spikebench.energy import count_params, energy_joules
 from spikebench.io import save_checkpoint
 from spikebench.results import RowContext
@@ -16,12 +16,6 @@ from spikebench.spiking import load_snn
 from tests.hardware.random_nets import TEST_CONFIG, random_checkpoint
 
 CLOCK_MHZ = 40.0
-
-
-def test_images_within_budget_takes_the_longest_prefix_and_at_least_one():
-    assert images_within_budget(np.array([10.0, 20.0, 30.0]), 30) == 2
-    assert images_within_budget(np.array([10.0, 20.0, 30.0]), 5) == 1
-    assert images_within_budget(np.array([10.0, 20.0, 30.0]), 10**6) == 3
 
 
 def test_rtl_row_carries_counters_cycles_and_the_synthesis_clock(tmp_path):
@@ -35,7 +29,8 @@ def test_rtl_row_carries_counters_cycles_and_the_synthesis_clock(tmp_path):
     golden = run_golden(net, images)
     labels = np.array([int(p) for p in golden.predictions[:2]] + [int(golden.predictions[2]) + 1])  # the third one wrong
     runs = [CoreRun(golden.potentials[i].tolist(), cycles=1000 * (i + 1), sops=int(golden.sops[i]), macs=int(golden.macs[i]),
-                    spikes=int(golden.spikes[i].sum())) for i in range(3)]
+                    spikes=int(golden.spikes[i].sum()), phase_cycles={"events": 600 * (i + 1), "fire": 400 * (i + 1)},
+                    layer_cycles=[500 * (i + 1)] * 2 + [0, 0]) for i in range(3)]
     check = GoldenCheck(accuracy=0.5, test_images=360, head=golden, count=3)
     selected = {"model_path": str(model), "arch": "mlp", "method": "conversion", "accuracy": 0.6, "ann_accuracy": 0.9}
     row = rtl_row(RowContext("digits", "abc", 0), RtlRuns.of(runs), check, labels, layout, net, selected, CLOCK_MHZ)
@@ -52,4 +47,6 @@ def test_rtl_row_carries_counters_cycles_and_the_synthesis_clock(tmp_path):
     assert row.extra["golden_test_images"] == 360 and row.extra["quantisation_cost_pp"] == pytest.approx(10.0)
     bound = 2 * (golden.sops + golden.macs) / TEST_CONFIG.lanes + cycle_overhead(layout, net.timesteps)
     assert row.extra["cycle_bound_ratio_max"] == pytest.approx(float((np.array([1000.0, 2000.0, 3000.0]) / bound).max()))
+    assert row.extra["phase_cycles_per_image"]["events"] == 1200.0 and row.extra["phase_cycles_per_image"]["clear"] == 0.0
+    assert row.extra["layer_cycles_per_image"] == [1000.0, 1000.0][: len(layout["layers"])]
     assert not {"clock_mhz", "model_path", "cycles_per_image", "test_images", "mappable"} & set(row.extra)
