@@ -3,9 +3,9 @@
 Quantities (per memory *instance* of W bits × D words, capacity C = W·D bits):
 
 * **Read energy per bit accessed**, fitted to Horowitz, "Computing's energy problem (and
-  what we can do about it)", ISSCC 2014, Fig. 1.1.9 (45 nm, 0.9 V): a 64-bit read costs
-  10 pJ from an 8 KB array, 20 pJ from 32 KB and 100 pJ from 1 MB. A power law in the
-  capacity, least squares in log-log,
+  what we can do about it)", ISSCC 2014, its memory access energies at 45 nm / 0.9 V: a
+  64-bit read costs 10 pJ from an 8 KB array, 20 pJ from 32 KB and 100 pJ from 1 MB. A
+  power law in the capacity, least squares in log-log,
 
       E64_45nm(C) = 19.56 pJ · (C / 32 KiB)^0.4726     (within 2.2% of all three points)
 
@@ -53,7 +53,7 @@ KIB_BITS = 8 * 1024   # one KiB in bits; Horowitz's "8 KB" is taken as 8 KiB
 # E ∝ C·V²: 180 nm/1.8 V -> 45 nm/0.9 V = (45/180)·(0.9/1.8)² = 1/16 (Dennard et al. 1974, JSSC 9:256;
 # 0.9 V as in Horowitz ISSCC 2014). Ideal scaling: wires and leakage scale worse in practice.
 NODE_SCALE_180_TO_45 = (45 / 180) * (0.9 / 1.8) ** 2
-# Horowitz ISSCC 2014, Fig. 1.1.9, 45 nm / 0.9 V: (capacity in bits, energy of one 64-bit read in pJ).
+# Horowitz ISSCC 2014, 45 nm / 0.9 V: (capacity in bits, energy of one 64-bit read in pJ).
 HOROWITZ_2014_READ_64B_PJ: tuple[tuple[float, float], ...] = ((8 * KIB_BITS, 10.0), (32 * KIB_BITS, 20.0), (1024 * KIB_BITS, 100.0))
 HOROWITZ_WORD_BITS = 64
 # The memories of snn_core.v (hardware/README.md "Memories"); vmem/i0/q have one instance per lane.

@@ -51,22 +51,25 @@ def _key(parts: list[object], sources: list[Path]) -> str:
     return digest.hexdigest()[:12]
 
 
-def build_verilator(config: HardwareConfig, sources: list[Path] | None = None, defines: tuple[str, ...] = (),
-                    opt: str = "-O2", label: str = "rtl") -> VerilatorBuild:
-    """Compile snn_tb + `sources` (default: the RTL) for `config`; cached by content."""
+def build_verilator(config: HardwareConfig | dict[str, int], sources: list[Path] | None = None, defines: tuple[str, ...] = (),
+                    opt: str = "-O2", label: str = "rtl", testbench: Path = TB_TOP, include_dirs: tuple[Path, ...] = ()) -> VerilatorBuild:
+    """Compile `testbench` (its module named as its file) + `sources` (default: the SNN RTL)
+    with the Verilog parameters of `config` (a HardwareConfig or a plain dict); cached by content."""
     verilator = require_tool("verilator")
     sources = list(sources) if sources is not None else rtl_sources()
-    sources = [*sources, TB_TOP]
-    includes = sorted(RTL_DIR.glob("*.vh")) + sorted(TB_DIR.glob("*.vh"))
-    params = config.verilog_parameters()
-    directory = BUILD_ROOT / f"verilator-{label}-{_key([params, defines, opt], sources + includes)}"
-    binary = directory / "Vsnn_tb"
+    sources = [*sources, testbench]
+    include_dirs = (RTL_DIR, TB_DIR, *include_dirs)
+    includes = sorted(p for d in include_dirs for p in Path(d).glob("*.vh"))
+    params = config if isinstance(config, dict) else config.verilog_parameters()
+    top = Path(testbench).stem
+    directory = BUILD_ROOT / f"verilator-{label}-{_key([params, defines, opt, top], sources + includes)}"
+    binary = directory / f"V{top}"
     if binary.exists():
         return VerilatorBuild(binary, directory)
     directory.mkdir(parents=True, exist_ok=True)
     log = directory / "build.log"
-    command = [verilator, "--binary", "--timing", "-j", str(os.cpu_count() or 1), "--top-module", "snn_tb",
-               "--timescale", "1ns/1ps", *_WARNINGS_OFF, f"-I{RTL_DIR}", f"-I{TB_DIR}",
+    command = [verilator, "--binary", "--timing", "-j", str(os.cpu_count() or 1), "--top-module", top,
+               "--timescale", "1ns/1ps", *_WARNINGS_OFF, *[f"-I{d}" for d in include_dirs],
                *[f"-G{k}={v}" for k, v in params.items()], *[f"-D{d}" for d in defines],
                "-CFLAGS", opt, "--Mdir", str(directory / "obj"), "-o", str(binary), *map(str, sources)]
     print(f"Verilator: building {label} simulator (output in {log})", flush=True)

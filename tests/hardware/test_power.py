@@ -142,26 +142,20 @@ def memory_counts(path, vmem_reads: list[float]) -> None:
     path.write_text(json.dumps({"images": images, "memories": memories, "per_image": per_image}))
 
 
-def test_energy_per_inference_by_term_bracket_energy_per_sop_and_45nm(inverter_run, tmp_path):
-    """The results row: logic cells x cycles of one inference at the model's T, the wire allowance, memories from
-    exact counts with leakage over the latency, in `hw_energy_per_image_j` (180 nm); the bracket (our rule .. OpenSTA's
-    rule + wires); the incremental energy per SOP; the 45 nm op model in `energy_per_image_j` as in every row; the
-    x1/16 ideal-scaling bound; and the leaderboard's hardware table beside the published chips."""
+def hand_made_row(inverter_run, tmp_path) -> tuple:
+    """The gate row of the inverter's activity with hand-made RTL counters (4 images: +0.1 cycle and +0.1 vmem read
+    per SOP, MACs playing no part) and a hand-made access-count file."""
     import numpy as np
-    import yaml
 
     from hardware.memory_model import AccessEnergyModel, Memories, SramArea, SramLeakage, SramModel, read_access_counts
-    from hardware.power_model import HW_NODE, Measurements, hardware_row
-    from leaderboard.tables import hardware_table
-    from spikebench import paths
-    from spikebench.energy import OpCounts, energy_joules
-    from spikebench.results import RowContext, rows_frame, write_rows
+    from hardware.power_model import Measurements, hardware_row
+    from spikebench.energy import OpCounts
+    from spikebench.results import RowContext
 
     _, activity, library, constraints = inverter_run
     ours = gate_power(MODULE, library, activity, constraints)
     doubled = gate_power(MODULE, library, activity, constraints, double_count=True)
-    clock_hz = constraints.clock_mhz * 1e6
-    power = {"ours": ours, "opensta_rule": doubled, "check": {}, "clock_hz": clock_hz}
+    power = {"ours": ours, "opensta_rule": doubled, "check": {}, "clock_hz": constraints.clock_mhz * 1e6}
     memory_counts(tmp_path / "memory.json", [400.0, 500.0, 600.0, 500.0])
     model = SramModel(AccessEnergyModel.fit(), 1.0, SramLeakage(40.0, 5.0, 100.0), SramArea(5.59, 0.6))
     memories = Memories.of(read_access_counts(tmp_path / "memory.json"), model)
@@ -174,11 +168,29 @@ def test_energy_per_inference_by_term_bracket_energy_per_sop_and_45nm(inverter_r
     gate = {"images": 1, "runs": [{"cycles": 150}], "timesteps": 2, "model_timesteps": 8, "mismatches": 0}
     synth = {"clock_mhz": constraints.clock_mhz, "max_clock_mhz": 120.0, "area_mm2": 0.5, "cells": 1, "flops": 0}
     row, report = hardware_row(Measurements(rtl, images, gate, synth, activity), power, memories, 1.0, context)
+    return row, report, power, memories
 
+
+def test_energy_per_inference_by_term_bracket_energy_per_sop_and_45nm(inverter_run, tmp_path):
+    """The results row: logic cells x cycles of one inference at the model's T, the wire allowance, memories from
+    exact counts with leakage over the latency, in `hw_energy_per_image_j` (180 nm); the bracket (our rule .. OpenSTA's
+    rule + wires); the incremental energy per SOP; the 45 nm op model in `energy_per_image_j` as in every row; the
+    x1/16 ideal-scaling bound; and the leaderboard's hardware table beside the published chips."""
+    import yaml
+
+    from hardware.power_model import HW_NODE
+    from leaderboard.tables import hardware_table
+    from spikebench import paths
+    from spikebench.energy import energy_joules
+    from spikebench.results import rows_frame, write_rows
+
+    activity = inverter_run[1]
+    row, report, power, memories = hand_made_row(inverter_run, tmp_path)
+    ours, doubled, clock_hz = power["ours"], power["opensta_rule"], power["clock_hz"]
     cycles = 1000.0 + (activity.cycles - 150)      # the RTL's core cycles + this run's host cycles per image
     dynamic = ours.internal_j + ours.switching_j
     cells = (dynamic + ours.leakage_w / clock_hz) * cycles
-    vmem_read = model.read_pj(64, 4096) * 1e-12
+    vmem_read = memories.model.read_pj(64, 4096) * 1e-12
     memory_leak = 64 * 4096 * 40e-12 + 6 * 16 * 16 * 40e-12
     total = cells + dynamic * cycles + 500 * vmem_read + memory_leak * cycles / clock_hz
     assert row.hw_energy_per_image_j == pytest.approx(total) == report["energy_per_image_j"]["total"]
@@ -197,7 +209,7 @@ def test_energy_per_inference_by_term_bracket_energy_per_sop_and_45nm(inverter_r
     assert parts == pytest.approx(total)
     assert row.extra["energy_per_sop_j_total"] == pytest.approx(total / 5000.0)
     assert row.energy_per_image_j == pytest.approx(energy_joules(64.0, 5000.0))  # the 45 nm op model, not the measurement
-    assert (row.hw_node, row.hw_clock_mhz, row.hw_cycles_per_image) == (HW_NODE, constraints.clock_mhz, 1000.0)
+    assert (row.hw_node, row.hw_clock_mhz, row.hw_cycles_per_image) == (HW_NODE, clock_hz / 1e6, 1000.0)
     assert row.extra["energy_per_image_j_45nm"] == pytest.approx(row.hw_energy_per_image_j / 16)
     assert "ideal-scaling bound" in row.extra["scaling_rule"]
     assert row.extra["area_total_mm2"] == pytest.approx(0.5 + memories.area_mm2)

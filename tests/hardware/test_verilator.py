@@ -12,10 +12,9 @@ from hardware.driver import PHASES
 from hardware.export import quantise, write_memory_images
 from hardware.golden import compare, run_golden
 from hardware.memory_counts import memory_geometry, memory_report
+from hardware.synthesis.flow import ToolError
 from hardware.verilator import batch_chunks, build_verilator, simulate_images
 from tests.hardware.random_nets import TEST_CONFIG, random_checkpoint, random_images
-
-pytestmark = pytest.mark.slow  # builds and runs Verilator
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +30,7 @@ def tiny(tmp_path_factory):
     return net, layout, images, runs
 
 
+@pytest.mark.slow  # builds and runs Verilator
 def test_verilator_matches_golden_and_phases_add_up(tiny):
     net, layout, images, runs = tiny
     golden = run_golden(net, images)
@@ -42,6 +42,7 @@ def test_verilator_matches_golden_and_phases_add_up(tiny):
         assert sum(run.layer_cycles) == run.phase_cycles["events"] + run.phase_cycles["fire"]
 
 
+@pytest.mark.slow  # builds and runs Verilator
 def test_memory_counters_equal_a_hand_count(tiny):
     """What each memory must see, counted from the network and the golden model's spikes."""
     net, layout, images, runs = tiny
@@ -68,6 +69,7 @@ def test_memory_counters_equal_a_hand_count(tiny):
         assert m["wmem"][0] >= (sops + macs) / p and m["wmem"][1] == 0
 
 
+@pytest.mark.slow  # builds and runs Verilator
 def test_memory_report_sums_every_image_with_the_rtl_geometry(tiny):
     _, _, _, runs = tiny
     report = json.loads(json.dumps(memory_report(runs, TEST_CONFIG)))
@@ -84,3 +86,9 @@ def test_batch_chunks_respect_the_image_limit_and_keep_the_order():
     chunks = batch_chunks(images, 3)
     assert [len(c) for c in chunks] == [3, 3, 1]
     assert np.concatenate(chunks).tolist() == list(range(7))
+
+
+def test_missing_verilator_names_the_apt_package(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ToolError, match=r"apt-get install verilator"):
+        build_verilator(TEST_CONFIG)
