@@ -36,6 +36,7 @@ class CoreRun:
     phase_cycles: dict[str, int] = field(default_factory=dict)
     layer_cycles: list[int] = field(default_factory=list)
     memory: dict[str, tuple[int, int]] = field(default_factory=dict)
+    phase_memory: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)  # PHASES + "host"
 
 
 BATCH_WORDS = 2**20  # testbench parameter BQ
@@ -76,6 +77,10 @@ def _fields(line: str) -> dict[str, list[int]]:
     return fields
 
 
+def _by_kind(counts: list[int]) -> dict[str, tuple[int, int]]:
+    return {kind: (counts[2 * i], counts[2 * i + 1]) for i, kind in enumerate(MEMORY_KINDS)}
+
+
 def parse_results(path: Path) -> list[CoreRun]:
     """The testbench's result lines, one CoreRun per image."""
     runs = []
@@ -85,7 +90,9 @@ def parse_results(path: Path) -> list[CoreRun]:
         run = CoreRun(potentials=f["O"], cycles=cycles, sops=sops, macs=macs, spikes=spikes,
                       phase_cycles=dict(zip(PHASES, f.get("S", []), strict=False)), layer_cycles=f.get("L", []))
         if "M" in f:
-            run.memory = {kind: (f["M"][2 * i], f["M"][2 * i + 1]) for i, kind in enumerate(MEMORY_KINDS)}
+            run.memory = _by_kind(f["M"])
+            size = 2 * len(MEMORY_KINDS)
+            run.phase_memory = {name: _by_kind(f["P"][b * size:(b + 1) * size]) for b, name in enumerate((*PHASES, "host"))}
         runs.append(run)
     return runs
 

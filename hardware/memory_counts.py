@@ -51,7 +51,8 @@ def memory_geometry(config: HardwareConfig) -> dict[str, MemoryGeometry]:
 
 def memory_report(runs: list[CoreRun], config: HardwareConfig) -> dict:
     """reports/hardware_memory.json: every kind's geometry and its reads and writes (accesses,
-    one word each) summed over all simulated images, with the per-image counts for the spread."""
+    one word each) summed over all simulated images, with the per-image counts for the spread
+    and the totals split by the phase that issued them (the core's phases, then `host`)."""
     if not runs or any(not r.memory for r in runs):
         raise ValueError("memory_report needs RTL runs with memory counters (a gate-level build has none)")
     memories, per_image = {}, {}
@@ -60,5 +61,8 @@ def memory_report(runs: list[CoreRun], config: HardwareConfig) -> dict:
         writes = [r.memory[kind][1] for r in runs]
         memories[kind] = {**asdict(geometry), "reads": sum(reads), "writes": sum(writes)}
         per_image[kind] = {"reads": reads, "writes": writes}
+    per_phase = {phase: {kind: {"reads": sum(r.phase_memory[phase][kind][0] for r in runs),
+                                "writes": sum(r.phase_memory[phase][kind][1] for r in runs)} for kind in MEMORY_KINDS}
+                 for phase in runs[0].phase_memory}
     assert tuple(memories) == MEMORY_KINDS
-    return {"images": len(runs), "memories": memories, "per_image": per_image}
+    return {"images": len(runs), "memories": memories, "per_image": per_image, "per_phase": per_phase}

@@ -3,7 +3,11 @@
 //      its input events and read-back of its outputs included), from the counters inside
 //      each snn_sram instance (lane memories summed over the P lanes);
 //   S  cycles of the image spent in each phase of the core's state machine;
-//   L  cycles of the image spent in each layer's event and fire phases.
+//   L  cycles of the image spent in each layer's event and fire phases;
+//   P  the M counts split by phase, plus a last bucket for the host's accesses while the
+//      core is idle (input-queue writes, output read-back). An access is attributed to the
+//      phase of the cycle that issued it: the split is taken at each phase change, from the
+//      counters as they stand at that clock edge, so the buckets add up to M exactly.
 // Order and names are those of hardware/driver.py (MEMORY_KINDS, PHASES).
     localparam NPHASE = 5;  // clear, analog, events, fire, control
     localparam NLAYER = 1 << LA;
@@ -19,17 +23,6 @@
             default: phase_of = 4;                                      // descriptors, next layer/step
         endcase
     endfunction
-
-    always @(posedge clk) begin
-        if (start) begin
-            for (pi = 0; pi < NPHASE; pi = pi + 1) phase_cycles[pi] <= 64'd0;
-            for (pi = 0; pi < NLAYER; pi = pi + 1) layer_cycles[pi] <= 64'd0;
-        end else if (busy) begin
-            phase_cycles[phase_of(dut.state, dut.analog)] <= phase_cycles[phase_of(dut.state, dut.analog)] + 64'd1;
-            if (!dut.analog && phase_of(dut.state, dut.analog) != 0 && phase_of(dut.state, dut.analog) != 4)
-                layer_cycles[dut.layer] <= layer_cycles[dut.layer] + 64'd1;
-        end
-    end
 
     wire [64*P-1:0] vmem_r, vmem_w, i0_r, i0_w, q_r, q_w;
     genvar pg;
@@ -72,14 +65,55 @@
             lane_sum(i0_r), lane_sum(i0_w), lane_sum(q_r), lane_sum(q_w)};
     endfunction
 
+    localparam NBUCKET = NPHASE + 1;  // the phases, then the host
+    reg [64*NMEM-1:0] phase_mem [0:NBUCKET-1];
+    reg [64*NMEM-1:0] bucket_base;
+    integer bucket = NPHASE, bi;
+
+    // Add the accesses since the last phase change to the current bucket.
+    task close_bucket;
+        reg [64*NMEM-1:0] now;
+        begin
+            now = mem_now(1'b0);
+            for (bi = 0; bi < NMEM; bi = bi + 1)
+                phase_mem[bucket][bi*64 +: 64] = phase_mem[bucket][bi*64 +: 64] + now[bi*64 +: 64] - bucket_base[bi*64 +: 64];
+            bucket_base = now;
+        end
+    endtask
+
     task snapshot_memory_counts;
-        mem_base = mem_now(1'b0);
+        begin
+            mem_base = mem_now(1'b0);
+            bucket_base = mem_base;
+            bucket = NPHASE;
+            for (bi = 0; bi < NBUCKET; bi = bi + 1) phase_mem[bi] = {64*NMEM{1'b0}};
+        end
     endtask
 
     task write_memory_counts(input integer fd);
         begin
             mem_end = mem_now(1'b0);
+            close_bucket;
             $fwrite(fd, " M");  // most significant first: the order of mem_now
             for (pi = NMEM - 1; pi >= 0; pi = pi - 1) $fwrite(fd, " %0d", mem_end[pi*64 +: 64] - mem_base[pi*64 +: 64]);
+            $fwrite(fd, " P");  // bucket by bucket, each in the order of M
+            for (bi = 0; bi < NBUCKET; bi = bi + 1)
+                for (pi = NMEM - 1; pi >= 0; pi = pi - 1) $fwrite(fd, " %0d", phase_mem[bi][pi*64 +: 64]);
         end
     endtask
+
+    // Per cycle: the phase and layer cycle counts, and the memory buckets at each phase change.
+    always @(posedge clk) begin
+        if (start) begin
+            for (pi = 0; pi < NPHASE; pi = pi + 1) phase_cycles[pi] <= 64'd0;
+            for (pi = 0; pi < NLAYER; pi = pi + 1) layer_cycles[pi] <= 64'd0;
+        end else if (busy) begin
+            phase_cycles[phase_of(dut.state, dut.analog)] <= phase_cycles[phase_of(dut.state, dut.analog)] + 64'd1;
+            if (!dut.analog && phase_of(dut.state, dut.analog) != 0 && phase_of(dut.state, dut.analog) != 4)
+                layer_cycles[dut.layer] <= layer_cycles[dut.layer] + 64'd1;
+        end
+        if ((busy ? phase_of(dut.state, dut.analog) : NPHASE) != bucket) begin
+            close_bucket;
+            bucket = busy ? phase_of(dut.state, dut.analog) : NPHASE;
+        end
+    end

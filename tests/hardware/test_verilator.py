@@ -40,6 +40,12 @@ def test_verilator_matches_golden_and_phases_add_up(tiny):
         assert set(run.phase_cycles) == set(PHASES)
         assert sum(run.phase_cycles.values()) == run.cycles
         assert sum(run.layer_cycles) == run.phase_cycles["events"] + run.phase_cycles["fire"]
+        for kind, counts in run.memory.items():  # the per-phase buckets add up to the image's counts
+            assert tuple(map(sum, zip(*(b[kind] for b in run.phase_memory.values()), strict=True))) == counts
+        assert run.phase_memory["host"]["inq"][1] == run.memory["inq"][1] > 0   # the host writes the input queue ...
+        assert run.phase_memory["analog"]["inq"][0] == run.memory["inq"][0]      # ... the analog phase reads it
+        assert run.phase_memory["clear"]["vmem"][1] == TEST_CONFIG.lanes * layout["vwords"]
+        assert run.phase_memory["fire"]["q"][1] == run.memory["q"][1]            # spikes are queued by the fire phase
 
 
 @pytest.mark.slow  # builds and runs Verilator
@@ -79,6 +85,8 @@ def test_memory_report_sums_every_image_with_the_rtl_geometry(tiny):
         assert entry["reads"] == sum(r.memory[kind][0] for r in runs)
         assert entry["width_bits"] == geometry[kind].width_bits and entry["instances"] == geometry[kind].instances
     assert report["memories"]["vmem"]["instances"] == TEST_CONFIG.lanes
+    for kind, entry in report["memories"].items():
+        assert sum(phase[kind]["reads"] for phase in report["per_phase"].values()) == entry["reads"]
 
 
 def test_batch_chunks_respect_the_image_limit_and_keep_the_order():
