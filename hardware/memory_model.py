@@ -175,6 +175,7 @@ class AccessCounts:
     path: Path
     images: int
     memories: dict[str, MemoryCounts]
+    per_phase: dict[str, dict[str, tuple[float, float]]] | None = None  # phase -> memory -> (reads, writes), all images
 
     @property
     def per_image(self) -> bool:
@@ -232,7 +233,19 @@ def read_access_counts(path: str | Path) -> AccessCounts:
         raise SpikebenchError(f"{path}: unknown memory '{unknown[0]}' (known: {', '.join(MEMORY_NAMES)}); "
                               "add it to hardware/memory_model.py MEMORY_NAMES")
     images = int(_number(path, "images", raw.get("images"), positive=True))
-    return AccessCounts(path, images, {name: _memory(path, raw, name, images) for name in MEMORY_NAMES})
+    return AccessCounts(path, images, {name: _memory(path, raw, name, images) for name in MEMORY_NAMES}, _per_phase(path, raw))
+
+
+def _per_phase(path: Path, raw: dict) -> dict[str, dict[str, tuple[float, float]]] | None:
+    """The optional split of the counts by the phase that issued them (rtl_sim's `per_phase`)."""
+    phases = raw.get("per_phase")
+    if phases is None:
+        return None
+    if not isinstance(phases, dict):
+        raise SpikebenchError(f"{path}: per_phase must map phases to memories; re-run the rtl_sim stage (dvc repro rtl_sim)")
+    return {phase: {name: (_number(path, f"per_phase.{phase}.{name}.reads", (entry.get(name) or {}).get("reads")),
+                           _number(path, f"per_phase.{phase}.{name}.writes", (entry.get(name) or {}).get("writes")))
+                    for name in MEMORY_NAMES} for phase, entry in phases.items()}
 
 
 # ---------------------------------------------------------------- energy per memory
@@ -341,6 +354,14 @@ class Memories:
 
     def per_image_dynamic_j(self) -> np.ndarray | None:
         return per_image_dynamic_j(self.counts, list(self.energies))
+
+    def phase_dynamic_j(self) -> dict[str, float] | None:
+        """Memory access energy per image by the phase that issued the accesses (J); None without the split."""
+        if self.counts.per_phase is None:
+            return None
+        prices = {e.name: (e.read_pj, e.write_pj) for e in self.energies}
+        return {phase: sum(r * prices[n][0] + w * prices[n][1] for n, (r, w) in counts.items()) * 1e-12 / self.counts.images
+                for phase, counts in self.counts.per_phase.items()}
 
     def table(self, latency_s: float) -> dict[str, dict]:
         flat = flat_pj_per_bit(self.model.access)

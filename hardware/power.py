@@ -28,8 +28,9 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from hardware.inference_energy import Measurements, hardware_row, rtl_image_columns
 from hardware.memory_model import AccessEnergyModel, Memories, SramArea, SramLeakage, SramModel, check_shapes, read_access_counts
-from hardware.power_model import ACTIVITY_FILE, Activity, Measurements, compute_power, hardware_row, rtl_image_columns
+from hardware.power_model import ACTIVITY_FILE, Activity, compute_power
 from spikebench import paths
 from spikebench.errors import ParamsError, SpikebenchError, cli_main
 from spikebench.io import atomic_write_json

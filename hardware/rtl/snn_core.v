@@ -50,6 +50,13 @@ module snn_core #(
 );
 `include "snn_params.vh"
     localparam [LB:0] LANES = P[LB:0];
+`ifndef SYNTHESIS
+    localparam [NA:0] QUEUE_SET = 1 << NA;  // events one lane's queue set holds (overflow check)
+`ifdef SNN_FAULT_STUCK_ADDR
+    localparam FAULT_BIT = 8;                           // membrane-bank write address bit stuck at 0
+    localparam [NA-1:0] FAULT_MASK = 1 << FAULT_BIT;    // 0 (no fault) when NA <= FAULT_BIT
+`endif
+`endif
 
     // ------------------------------------------------------------------ state
     localparam S_IDLE = 4'd0, S_CLEAR = 4'd1, S_DESC = 4'd2, S_DESC_W = 4'd3,
@@ -221,7 +228,16 @@ module snn_core #(
             wire          v_re    = (a_valid && !a_analog && valid) || f_issue || host_read;
             wire [NA-1:0] v_raddr = f_issue ? f_vaddr[NA-1:0] : (host_read ? rd_addr : target);
             wire          v_we    = (state == S_CLEAR) || f1_valid || (b_valid && !b_analog);
-            wire [NA-1:0] v_waddr = (state == S_CLEAR) ? clr_addr[NA-1:0] : (f1_valid ? f1_addr[NA-1:0] : b_addr);
+            wire [NA-1:0] v_waddr_fn = (state == S_CLEAR) ? clr_addr[NA-1:0] : (f1_valid ? f1_addr[NA-1:0] : b_addr);
+`ifdef SYNTHESIS
+            wire [NA-1:0] v_waddr = v_waddr_fn;
+`elsif SNN_FAULT_STUCK_ADDR
+            // Fault injection, simulation only: one write-address bit of every membrane bank
+            // stuck at 0 (FAULT_MASK), to prove the random suite detects such a defect.
+            wire [NA-1:0] v_waddr = v_waddr_fn & ~FAULT_MASK;
+`else
+            wire [NA-1:0] v_waddr = v_waddr_fn;
+`endif
             wire [AB-1:0] v_wdata = (state == S_CLEAR) ? {AB{1'b0}} : (f1_valid ? v_next : acc_sum);
             snn_sram #(.W(AB), .A(NA)) u_vmem (
                 .clk(clk), .re(v_re), .raddr(v_raddr), .rdata(v_q),
@@ -245,6 +261,32 @@ module snn_core #(
             snn_sram #(.W(EVB), .A(NA + 1)) u_q (
                 .clk(clk), .re(q_re), .raddr({rd_set, q_idx[NA-1:0]}), .rdata(q_rdata[l*EVB +: EVB]),
                 .we(emit[l]), .waddr({wr_set, q_wr[l*(NA+1) +: NA]}), .wdata({channel[CB-1:0], f1_y, f1_x}));
+
+`ifndef SYNTHESIS
+            // Simulation-only overflow checks (yosys defines SYNTHESIS, so the netlist is
+            // unchanged). The exporter proves none of them can happen for a model it accepts
+            // (|acc| < 2**(AB-1), at most 2**NA neurons per lane); a model or descriptor that
+            // bypasses it stops the simulation with one line naming the lane and address.
+            // Signed overflow of an AB-bit sum: both addends share a sign the sum lacks.
+            wire v_overflow  = (v_q[AB-1] == prod_ext[AB-1]) && (acc_sum[AB-1] != v_q[AB-1]);
+            wire i0_overflow = (i0_q[AB-1] == prod_ext[AB-1]) && (i0_sum[AB-1] != i0_q[AB-1]);
+            // A queue set holds QUEUE_SET events per lane; the counter has one bit more.
+            wire q_full = (q_wr[l*(NA+1) +: NA+1] >= QUEUE_SET);
+            always @(posedge clk) begin
+                if (b_valid && !b_analog && v_overflow) begin
+                    $error("snn_core: membrane accumulator overflow (%0d-bit) in lane %0d at bank address %0d", AB, l, b_addr);
+                    $fatal(1, "snn_core: stopped by the overflow check above");
+                end
+                if (b_valid && b_analog && i0_overflow) begin
+                    $error("snn_core: analog I0 accumulator overflow (%0d-bit) in lane %0d at bank address %0d", AB, l, b_addr);
+                    $fatal(1, "snn_core: stopped by the overflow check above");
+                end
+                if (emit[l] && q_full) begin
+                    $error("snn_core: AER queue overflow in lane %0d: more than %0d events in one queue set", l, QUEUE_SET);
+                    $fatal(1, "snn_core: stopped by the overflow check above");
+                end
+            end
+`endif
 
             // host read-back: only the addressed lane drives its part (constant zero while busy)
             assign rd_parts[l*AB +: AB] = (rd_valid_d && rd_lane_d == l) ? v_q : {AB{1'b0}};

@@ -145,3 +145,21 @@ def test_power_params_come_from_params_yaml_and_the_leakage_range_is_checked():
         parse_dataclass(PowerParams, raw, "power")
     with pytest.raises(ParamsError, match=r"unknown key power.sram_pj_per_bit"):
         parse_dataclass(PowerParams, {**raw, "sram_leakage_range_pw_per_bit": [5.0, 100.0], "sram_pj_per_bit": 2.5}, "power")
+
+
+def test_phase_split_prices_each_phases_accesses_and_adds_up(tmp_path):
+    zero = {n: {"reads": 0, "writes": 0} for n in MEMORY_NAMES}
+    per_phase = {"events": {**zero, "vmem": {"reads": 900, "writes": 500}, "wmem": {"reads": 200, "writes": 0}},
+                 "clear": {**zero, "vmem": {"reads": 0, "writes": 100}},
+                 "fire": {**zero, "vmem": {"reads": 100, "writes": 0}}}
+    counts_file(tmp_path / "hardware_memory.json", per_phase=per_phase)
+    memories = Memories.of(read_access_counts(tmp_path / "hardware_memory.json"), model())
+    phases = memories.phase_dynamic_j()
+    assert sum(phases.values()) == pytest.approx(memories.dynamic_j)       # the split covers every access
+    assert phases["clear"] == pytest.approx(100 / 2 * by_hand_read_pj(64, 4096) * 1e-12, rel=1e-4)
+    assert phases["events"] > phases["fire"] > 0
+
+
+def test_without_a_phase_split_there_is_none(tmp_path):
+    counts_file(tmp_path / "hardware_memory.json")
+    assert Memories.of(read_access_counts(tmp_path / "hardware_memory.json"), model()).phase_dynamic_j() is None

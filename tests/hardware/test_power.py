@@ -118,7 +118,7 @@ def test_missing_dump_is_one_clear_error(tmp_path):
 def test_split_per_sop_recovers_the_per_sop_per_mac_and_fixed_energy():
     import numpy as np
 
-    from hardware.power_model import split_per_sop
+    from hardware.inference_energy import split_per_sop
 
     rng = np.random.default_rng(0)
     sops, macs = rng.uniform(1e5, 3e5, 50), rng.uniform(2e4, 6e4, 50)
@@ -139,7 +139,10 @@ def memory_counts(path, vmem_reads: list[float]) -> None:
     memories["vmem"] = {"instances": 1, "width_bits": 64, "depth_words": 4096, "reads": sum(vmem_reads), "writes": 0}
     per_image = {n: {"reads": [0] * images, "writes": [0] * images} for n in MEMORY_NAMES}
     per_image["vmem"]["reads"] = vmem_reads
-    path.write_text(json.dumps({"images": images, "memories": memories, "per_image": per_image}))
+    per_phase = {phase: {n: {"reads": 0, "writes": 0} for n in MEMORY_NAMES} for phase in ("events", "fire", "host")}
+    per_phase["events"]["vmem"]["reads"] = 0.9 * sum(vmem_reads)   # the fire phase issues the rest
+    per_phase["fire"]["vmem"]["reads"] = 0.1 * sum(vmem_reads)
+    path.write_text(json.dumps({"images": images, "memories": memories, "per_image": per_image, "per_phase": per_phase}))
 
 
 def hand_made_row(inverter_run, tmp_path) -> tuple:
@@ -147,8 +150,8 @@ def hand_made_row(inverter_run, tmp_path) -> tuple:
     per SOP, MACs playing no part) and a hand-made access-count file."""
     import numpy as np
 
+    from hardware.inference_energy import Measurements, hardware_row
     from hardware.memory_model import AccessEnergyModel, Memories, SramArea, SramLeakage, SramModel, read_access_counts
-    from hardware.power_model import Measurements, hardware_row
     from spikebench.energy import OpCounts
     from spikebench.results import RowContext
 
@@ -162,7 +165,8 @@ def hand_made_row(inverter_run, tmp_path) -> tuple:
     context = RowContext("digits", "s", seed=0)
     rtl = context.row("hardware", "rtl", "cnn (conversion)", timesteps=8, accuracy=1.0, test_images=4, ann_accuracy=0.95,
                       ops=OpCounts(spikes=10.0, synops=5000.0, macs=64.0), params=(100, 90), weight_bits=8, hw_cycles_per_image=1000.0,
-                      hw_clock_mhz=constraints.clock_mhz, extra={"golden_accuracy": 0.93, "golden_test_images": 360})
+                      hw_clock_mhz=constraints.clock_mhz, extra={"golden_accuracy": 0.93, "golden_test_images": 360,
+                             "phase_cycles_per_image": {"events": 800.0, "fire": 200.0}})
     images = {"cycles": np.array([900.0, 1000.0, 1100.0, 1000.0]), "sops": np.array([4000.0, 5000.0, 6000.0, 5000.0]),
               "macs": np.array([64.0, 60.0, 68.0, 64.0])}
     gate = {"images": 1, "runs": [{"cycles": 150}], "timesteps": 2, "model_timesteps": 8, "mismatches": 0}
@@ -214,6 +218,10 @@ def test_energy_per_inference_by_term_bracket_energy_per_sop_and_45nm(inverter_r
     assert "ideal-scaling bound" in row.extra["scaling_rule"]
     assert row.extra["area_total_mm2"] == pytest.approx(0.5 + memories.area_mm2)
     assert report["memories"]["vmem"]["reads_per_image"] == 500 and "vmem" in row.extra["memories"]
+    phases = row.extra["energy_per_image_j_by_phase"]                        # cycles and energy by phase add up
+    assert sum(p["cycles"] for p in phases.values()) == pytest.approx(cycles)
+    assert sum(p["logic_j"] for p in phases.values()) == pytest.approx(cells + dynamic * cycles)
+    assert phases["events"]["memory_j"] == pytest.approx(450 * vmem_read) and phases["fire"]["memory_j"] == pytest.approx(50 * vmem_read)
     assert row.extra["images_per_s"] == pytest.approx(clock_hz / 1000.0)
     assert (row.accuracy, row.test_images) == (0.93, 360) and row.extra["activity_scaled"] and row.headline is False
     assert not {"node", "clock_mhz", "leaderboard", "model_path", "cycles_per_image", "sram_pj_per_bit"} & set(row.extra)
@@ -225,8 +233,8 @@ def test_energy_per_inference_by_term_bracket_energy_per_sop_and_45nm(inverter_r
 def test_energy_per_sop_falls_back_to_total_per_sop_without_per_image_counts(tmp_path):
     import numpy as np
 
+    from hardware.inference_energy import InferenceEnergy, Measurements, sop_energy
     from hardware.memory_model import AccessEnergyModel, Memories, SramArea, SramLeakage, SramModel, read_access_counts
-    from hardware.power_model import InferenceEnergy, Measurements, sop_energy
 
     memory_counts(tmp_path / "memory.json", [400.0, 600.0])
     raw = json.loads((tmp_path / "memory.json").read_text())
