@@ -41,7 +41,8 @@ LOG_ROOT = BUILD_ROOT / "logs"
 
 
 def rtl_sources() -> list[Path]:
-    return sorted(RTL_DIR.glob("*.v"))
+    """The SNN core's Verilog (the ANN core's ann_*.v beside it is built on its own)."""
+    return sorted(RTL_DIR.glob("snn_*.v"))
 
 
 def _build_key(config: HardwareConfig, toplevel: str, sources: list[Path], defines: tuple[str, ...] = ()) -> str:

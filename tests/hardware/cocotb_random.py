@@ -4,7 +4,7 @@ Every case draws a network (shapes, sparsity, weights, thresholds, reset) and a 
 input images from a seed (logged), exports it, reloads the core's memories and checks,
 for every image: all output potentials, the output spike count, the synaptic-op and MAC
 counters. Environment: SNN_MEMDIR (where the memory images go), SNN_CASES, SNN_VECTORS,
-SNN_SEED.
+SNN_SEED (a fresh one every run, chosen and printed by test_rtl.py; every assertion names it).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from tests.hardware.random_nets import TEST_CONFIG, random_checkpoint, random_im
 async def random_networks_match_golden(tb) -> None:
     cases, vectors, seed = int(os.environ["SNN_CASES"]), int(os.environ["SNN_VECTORS"]), int(os.environ["SNN_SEED"])
     memdir = Path(os.environ["SNN_MEMDIR"])
+    tb._log.info(f"random networks: seed {seed} (SPIKEBENCH_RTL_SEED={seed} repeats the run)")
     driver = CoreDriver(tb, memdir)
     await driver.reset()
     checked = redrawn = 0
