@@ -65,6 +65,9 @@ GATE_REPORT = Path("reports/hardware_gate.json")
 OPENSTA_DIR = Path("hardware/opensta")  # OpenSTA's power netlist, activity annotation, script and log
 POWER_REPORT = Path("reports/hardware_power.json")
 HARDWARE_RESULTS = Path("results/hardware.json")
+ANN_HW_MODEL_DIR = Path("hardware/ann_model")  # the ANN array's memory images, one folder per model (stage ann_rtl)
+ANN_HW_RESULTS = Path("results/hardware_ann.json")
+ANN_HW_REPORT = Path("reports/hardware_ann.json")
 
 # the published page
 LEADERBOARD_MD = Path("leaderboard/LEADERBOARD.md")

@@ -51,7 +51,7 @@ def forward(net: IntAnn, images: np.ndarray, keep: bool = False) -> tuple[np.nda
             x = x.reshape(len(x), -1, 1, 1)
     if keep:
         inputs.append(x.numpy().astype(np.uint8))
-    logits = _accumulate(net.layers[-1], x).round().long().numpy()
+    logits = _accumulate(net.layers[-1], x).round().long().flatten(1).numpy()
     return logits, inputs
 
 
@@ -96,3 +96,32 @@ def counts(net: IntAnn, images: np.ndarray, lanes: int) -> list[LayerCounts]:
     """`layer_counts` of every layer for uint8 images (B, C, H, W)."""
     _, inputs = forward(net, images, keep=True)
     return [layer_counts(layer, x, lanes) for layer, x in zip(net.layers, inputs, strict=True)]
+
+
+def layer_cycles(layer: IntLayer, lanes: int) -> int:
+    """Busy cycles of one layer on the array (data-independent: zero gating skips work, not cycles).
+
+    Per layer 2 (descriptor read); per tile t and output group (pooled pixel / pixel / the fc
+    layer): nsub · (K + 5) (bias read 2, K MAC slots, pipeline flush 2, pool 1; nsub = 4 with a
+    2x2 pool) + lanes_t + 1 (drain through the requantiser) + 1 (loop step)."""
+    _, groups_h, groups_w = layer.out_shape
+    groups = groups_h * groups_w
+    nsub = layer.pool**2
+    tiles = -(-layer.cout // lanes)
+    drain = sum(min(lanes, layer.cout - t * lanes) for t in range(tiles))
+    return 2 + groups * (tiles * (nsub * (layer.k_len + 5) + 2) + drain)
+
+
+def cycles(net: IntAnn, lanes: int) -> int:
+    """Busy cycles of one inference (`cycle_count`): the layers plus the final done state."""
+    return 1 + sum(layer_cycles(layer, lanes) for layer in net.layers)
+
+
+def memory_accesses(net: IntAnn, layer_counts_: list[LayerCounts], lanes: int, image: int) -> dict[str, tuple[int, int]]:
+    """Expected (reads, writes) per memory for one image, host input writes and logit read-back included."""
+    act_writes = int(np.prod(net.input_shape)) + sum(int(np.prod(layer.out_shape)) for layer in net.layers[:-1])
+    bias_reads = sum(-(-layer.cout // lanes) * layer.out_shape[1] * layer.out_shape[2] * layer.pool**2 for layer in net.layers)
+    return {"desc": (len(net.layers), 0),
+            "act": (int(sum(c.act_reads[image] for c in layer_counts_)), act_writes),
+            "wmem": (int(sum(c.weight_reads[image] for c in layer_counts_)), 0),
+            "bias": (bias_reads, 0), "out": (net.num_classes, net.num_classes)}

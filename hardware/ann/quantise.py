@@ -3,7 +3,10 @@ AvgPool2d(2), Flatten) into an integer network the ANN accelerator runs bit-exac
 
 Per synaptic layer l (weights W_l, bias b_l, input unit s_in,l; s_in,0 = 1/255 for 8-bit pixels):
 
-  s_w,l  = max|W_l| / (2^(k-1) - 1)              per-layer symmetric k-bit weight scale
+  s_w,l  = a · max|W_l| / (2^(k-1) - 1)          per-layer symmetric k-bit weight scale; clipping
+                                                   a = 1 ("max") or the a in [0.4, 1] (25 steps) with the
+                                                   least squared weight error ("mse": at 5 bits it keeps
+                                                   the Fashion-MNIST CNN within 0.4 pp, "max" loses 0.55)
   w_l    = clip(round(W_l / s_w,l), ±(2^(k-1)-1)) integer weights
   beta_l = round(b_l / (s_in,l · s_w,l))          integer bias, in accumulator units
   acc    = Σ x·w + beta_l                          exact integer accumulator (x: unsigned 8-bit)
@@ -89,7 +92,9 @@ class IntAnn:
 
     @property
     def num_classes(self) -> int:
-        return self.layers[-1].cout
+        """Output values per image: the last layer's outputs (channel-major for a conv output layer)."""
+        c, h, w = self.layers[-1].out_shape
+        return c * h * w
 
     def dense_macs(self) -> int:
         """Multiply-accumulates per image of the dense network (conv padding included, as MacCounter)."""
@@ -131,12 +136,15 @@ def _check_pool(index: int, pool: nn.AvgPool2d, group: _Group | None) -> None:
 def parse_groups(model: nn.Sequential) -> list[_Group]:
     """The model as synaptic groups; one-line ModelError for anything the array cannot map."""
     groups: list[_Group] = []
+    flat = False  # a Flatten came before: Linear layers see channel-major vectors
     for index, module in enumerate(model):
         current = groups[-1] if groups else None
         if isinstance(module, nn.Conv2d):
             _check_conv(index, module)
             groups.append(_Group(module, index))
         elif isinstance(module, nn.Linear):
+            if not flat:
+                raise _refuse(index, module, "a Linear layer needs a Flatten before it")
             groups.append(_Group(module, index))
         elif isinstance(module, nn.ReLU):
             if current is None or current.relu or current.pool != 1:
@@ -148,6 +156,7 @@ def parse_groups(model: nn.Sequential) -> list[_Group]:
             current.pool = 2  # type: ignore[union-attr]
             current.tail.append(module)  # type: ignore[union-attr]
         elif isinstance(module, (nn.Flatten, nn.Dropout, nn.Identity)):
+            flat = flat or isinstance(module, nn.Flatten)
             if current is not None:
                 current.tail.append(module)
         elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
@@ -175,10 +184,20 @@ def _check_group_order(groups: list[_Group]) -> None:
             raise _refuse(g.index, g.module, "a Conv2d after a Linear layer is not mapped")
 
 
-def weight_scale(weight: torch.Tensor, bits: int) -> float:
-    """s_w = max|W| / (2^(k-1) - 1); 1.0 for an all-zero layer (its integers are all 0 anyway)."""
-    peak = float(weight.abs().max())
-    return peak / (2 ** (bits - 1) - 1) if peak > 0 else 1.0
+WEIGHT_SCALES = ("max", "mse")
+CLIP_RATIOS = np.linspace(0.4, 1.0, 25)
+
+
+def weight_scale(weight: torch.Tensor, bits: int, method: str = "max") -> float:
+    """s_w = a · max|W| / (2^(k-1) - 1) (module docstring); 1.0 for an all-zero layer (its integers are 0 anyway)."""
+    peak, limit = float(weight.abs().max()), 2 ** (bits - 1) - 1
+    if peak == 0:
+        return 1.0
+    if method == "max":
+        return peak / limit
+    errors = [float(((torch.clamp(torch.round(weight / s), -limit, limit) * s - weight) ** 2).sum())
+              for s in CLIP_RATIOS * peak / limit]
+    return float(CLIP_RATIOS[int(np.argmin(errors))] * peak / limit)
 
 
 def requant_factors(real: float, index: int, module: nn.Module, mult_bits: int = MULT_BITS) -> tuple[int, int]:
@@ -200,7 +219,7 @@ def _calibrate(groups: list[_Group], calibration: torch.Tensor, percentile: floa
     peaks, x = [], calibration.float()
     with torch.no_grad():
         for g in groups:
-            x = g.module(x)
+            x = g.module(x.flatten(1) if isinstance(g.module, nn.Linear) else x)
             for module in g.tail:
                 x = module(x)
             values = x.flatten().numpy()
@@ -209,42 +228,59 @@ def _calibrate(groups: list[_Group], calibration: torch.Tensor, percentile: floa
 
 
 def quantise(model: nn.Sequential, calibration: torch.Tensor, weight_bits: int, percentile: float = 99.99,
-             act_bits: int = ACT_BITS) -> IntAnn:
-    """The integer ANN of `model` (float, eval mode); `calibration`: float images in [0, 1], (B, C, H, W)."""
+             act_bits: int = ACT_BITS, scale_method: str = "max") -> IntAnn:
+    """The integer ANN of `model` (float, eval mode); `calibration`: float images in [0, 1], (B, C, H, W);
+    `scale_method`: the weight clipping of WEIGHT_SCALES (module docstring)."""
     if not 2 <= weight_bits <= 16:
         raise ModelError(f"weight_bits {weight_bits}: the array maps signed 2..16-bit weights")
+    if scale_method not in WEIGHT_SCALES:
+        raise ModelError(f"weight scale method {scale_method!r}: one of {', '.join(WEIGHT_SCALES)}")
     groups = parse_groups(model)
-    peaks = _calibrate(groups, calibration, percentile)
     shape = tuple(int(s) for s in calibration.shape[1:])
     if len(shape) != 3:
         raise ModelError(f"calibration images must be (B, C, H, W), got {tuple(calibration.shape)}")
+    _check_shapes(groups, shape)  # type: ignore[arg-type]
+    peaks = _calibrate(groups, calibration, percentile)
     layers, in_scale, in_shape = [], INPUT_SCALE, shape
     for number, (g, peak) in enumerate(zip(groups, peaks, strict=True)):
-        layer = _int_layer(g, in_shape, in_scale, weight_bits)
+        layer = _int_layer(g, in_shape, in_scale, weight_bits, scale_method)
         if number < len(groups) - 1:
-            layer.out_scale = peak / (2**act_bits - 1)
-            real = layer.in_scale * layer.weight_scale / (layer.out_scale * layer.pool**2) if peak > 0 else 0.0
+            # a layer silent on every calibration image keeps a unit range (its outputs are ~all 0 anyway)
+            layer.out_scale = (peak if peak > 0 else 1.0) / (2**act_bits - 1)
+            real = layer.in_scale * layer.weight_scale / (layer.out_scale * layer.pool**2)
             layer.multiplier, layer.shift = requant_factors(real, g.index, g.module)
         layers.append(layer)
         in_scale, in_shape = layer.out_scale, layer.out_shape
-    return IntAnn(layers, shape, weight_bits, act_bits, percentile)  # type: ignore[arg-type]
+    return IntAnn(layers, shape, weight_bits, act_bits, percentile, {"scale_method": scale_method})  # type: ignore[arg-type]
 
 
-def _int_layer(g: _Group, in_shape: tuple[int, int, int], in_scale: float, bits: int) -> IntLayer:
+def _layer_shapes(g: _Group, in_shape: tuple[int, int, int]) -> tuple[str, tuple[int, int, int]]:
+    """(kind, the layer's input shape as the array sees it); refuses mismatched widths."""
     module = g.module
-    weight = module.weight.detach().double()
     if isinstance(module, nn.Linear):
         n_in = in_shape[0] * in_shape[1] * in_shape[2]
         if module.in_features != n_in:
             raise _refuse(g.index, module, f"expects {module.in_features} inputs, the previous layer gives {n_in}")
-        kind, in_shape = "fc", (n_in, 1, 1)
-    else:
-        if module.in_channels != in_shape[0]:
-            raise _refuse(g.index, module, f"expects {module.in_channels} channels, the previous layer gives {in_shape[0]}")
-        if g.pool == 2 and (in_shape[1] % 2 or in_shape[2] % 2):
-            raise _refuse(g.index, module, f"a 2x2 pool needs an even map, got {in_shape[1]}x{in_shape[2]}")
-        kind = "conv"
-    scale = weight_scale(weight, bits)
+        return "fc", (n_in, 1, 1)
+    if module.in_channels != in_shape[0]:
+        raise _refuse(g.index, module, f"expects {module.in_channels} channels, the previous layer gives {in_shape[0]}")
+    if g.pool == 2 and (in_shape[1] % 2 or in_shape[2] % 2):
+        raise _refuse(g.index, module, f"a 2x2 pool needs an even map, got {in_shape[1]}x{in_shape[2]}")
+    return "conv", in_shape
+
+
+def _check_shapes(groups: list[_Group], shape: tuple[int, int, int]) -> None:
+    for g in groups:
+        kind, in_shape = _layer_shapes(g, shape)
+        out = g.module.out_features if kind == "fc" else g.module.out_channels
+        shape = (out, 1, 1) if kind == "fc" else (out, in_shape[1] // g.pool, in_shape[2] // g.pool)
+
+
+def _int_layer(g: _Group, in_shape: tuple[int, int, int], in_scale: float, bits: int, method: str) -> IntLayer:
+    module = g.module
+    weight = module.weight.detach().double()
+    kind, in_shape = _layer_shapes(g, in_shape)
+    scale = weight_scale(weight, bits, method)
     limit = 2 ** (bits - 1) - 1
     w = torch.clamp(torch.round(weight / scale), -limit, limit).long().numpy()
     b = module.bias.detach().double() if module.bias is not None else torch.zeros(weight.shape[0], dtype=torch.float64)
