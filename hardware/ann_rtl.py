@@ -11,6 +11,10 @@ Verilator, every logit compared with the golden model (any mismatch stops the st
 image, MACs issued and skipped (zero gating), exact memory accesses per image and the memory
 energy they cost under the SRAM model (hardware/memory_model.py); reports/hardware_ann.json
 holds the per-layer figures and memory geometry. Latency at `synth.clock_mhz`.
+
+Not yet a stage of the default `dvc repro` (issue #18 is in progress: gate-level power of
+this core is the missing part, and the whole split on both ANNs adds ~15 min of simulation);
+run it by hand with `python -m hardware.ann_rtl`.
 """
 
 from __future__ import annotations
