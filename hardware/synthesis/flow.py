@@ -13,6 +13,7 @@ The yosys script, the OpenSTA script and the SDC live next to this file as templ
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -29,7 +30,7 @@ SYNTH_DIR = Path(__file__).resolve().parent
 RTL_DIR = SYNTH_DIR.parent / "rtl"
 TECH_DIR = Path("/usr/share/qflow/tech/osu018")
 LIBERTY = TECH_DIR / "osu018_stdcells.lib"
-CELL_MODELS = TECH_DIR / "osu018_stdcells.v"
+CELL_MODELS = TECH_DIR / "osu018_stdcells.v"   # the library's UDP models (Icarus: the independent cross-check)
 SRAM_RTL = RTL_DIR / "snn_sram.v"
 LOGIC_SOURCES = ("snn_core.v", "snn_lane.v", "snn_fire_unit.v", "snn_event_decode.v")
 VOLTAGE = 1.8  # V, the library's nominal (typical corner) supply
@@ -71,6 +72,25 @@ def run_tool(cmd: list[str], log: Path, what: str, timeout: float = 1800) -> str
         lines = errors or [ln for ln in (result.stdout + result.stderr).splitlines() if "ERROR" in ln.upper()]
         raise ToolError(f"{what} failed (exit {result.returncode}): {(lines or ['see log'])[-1].strip()}; full log in {log}")
     return result.stdout
+
+
+def write_behavioural_cells(path: Path) -> Path:
+    """The library's cells as plain Verilog (`assign` for logic, `always` for flops) from the
+    Liberty `function`/`ff` groups (yosys `read_liberty` without `-lib`), for Verilator: it
+    cannot compile the UDPs and specify blocks of the `.v` models. Written once per Liberty
+    content (the name carries its hash); Icarus keeps the UDP models as the cross-check."""
+    require_technology()
+    digest = hashlib.sha256(LIBERTY.read_bytes()).hexdigest()[:12]
+    path = Path(path)
+    target = path.with_name(f"{path.stem}-{digest}{path.suffix}")
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial.v")
+    run_tool(["yosys", "-q", "-p", f"read_liberty {LIBERTY}; write_verilog -noattr {partial}"],
+             target.with_suffix(".log"), "yosys (behavioural cell models)")
+    partial.replace(target)
+    return target
 
 
 def sram_cell_name(width: int, addr_bits: int) -> str:
