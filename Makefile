@@ -23,7 +23,7 @@ setup: ## apt packages, .venv and the pinned Python stack (a second run takes a 
 smoke: setup ## the smoke profile (digits) as a DVC experiment: a few minutes; params.yaml stays as it is
 	$(PY) -m spikebench.cli smoke
 
-run: setup ## reproduce the default leaderboard (dvc repro, ~55 min on 2 cores), then print it
+run: setup ## reproduce the default leaderboard (dvc repro, ~65 min on 2 cores), then print it
 	dvc repro
 	$(PY) -m spikebench.timings
 	$(PY) -m spikebench.cli leaderboard
