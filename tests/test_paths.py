@@ -27,7 +27,8 @@ def test_every_dvc_output_is_a_path_of_the_paths_module():
     assert declared - per_stage - known == set(), "add these dvc.yaml outputs to spikebench/paths.py"
     artefacts = {v for v in known if not v.endswith(".yaml")} - {str(paths.RUNS_DIR), str(paths.METRICS_DIR)}
     deps = set().union(*(_names(s.get("deps", [])) for s in stages.values()))
-    assert artefacts - declared - deps == set(), "paths.py names artefacts no stage writes or reads"
+    pending = {str(paths.ANN_HW_MODEL_DIR), str(paths.ANN_HW_RESULTS), str(paths.ANN_HW_REPORT)}  # hardware.ann_rtl, issue #18
+    assert artefacts - declared - deps - pending == set(), "paths.py names artefacts no stage writes or reads"
 
 
 def test_every_stage_records_its_run_and_every_results_file_has_its_metrics():

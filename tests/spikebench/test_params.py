@@ -102,13 +102,18 @@ def test_invalid_yaml_names_the_file_and_line(tmp_path):
         read_params_file(path)
 
 
+# Stage modules not yet in dvc.yaml (issue #18: the ANN core's stage joins the default pipeline once its
+# gate-level power is measured); their params.yaml sections are checked like every other.
+PENDING_STAGE_MODULES = ("hardware.ann_rtl",)
+
+
 def section_classes() -> dict[str, type]:
     """params.yaml section -> the dataclass its stage parses it with, found in the stage modules' `load_section` calls."""
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    modules = [stage["cmd"].split()[stage["cmd"].split().index("-m") + 1] for stage in stages.values()]
     found: dict[str, type] = {}
-    for stage in stages.values():
-        words = stage["cmd"].split()
-        module = importlib.import_module(words[words.index("-m") + 1])
+    for name in [*modules, *PENDING_STAGE_MODULES]:
+        module = importlib.import_module(name)
         for node in ast.walk(ast.parse(Path(module.__file__).read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "load_section" and len(node.args) >= 2:
                 name = node.args[1]
