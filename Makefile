@@ -9,7 +9,7 @@ export MPLCONFIGDIR := $(CURDIR)/.mplconfig
 PYTEST_ARGS ?=
 UI_PORT ?= 5000
 
-.PHONY: help setup smoke run test test-fast ui lint clean-venv
+.PHONY: help setup smoke run seeds test test-fast ui lint clean-venv
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -27,6 +27,9 @@ run: setup ## reproduce the default leaderboard (dvc repro, ~65 min on 2 cores),
 	dvc repro
 	$(PY) -m spikebench.timings
 	$(PY) -m spikebench.cli leaderboard
+
+seeds: setup ## three training seeds of the headline methods (default profile) -> reports/seeds.md (~45 min after make run)
+	bash scripts/seeds.sh
 
 # the whole suite (CI): unit, property, RTL, synthesis, stage and end-to-end tests
 test: setup ## the whole test suite (unit, property, RTL, synthesis, end-to-end smoke pipeline)

@@ -12,6 +12,8 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
+
 from baselines.models import ARCHS, ArchConfig, build_model
 from spikebench import paths
 from spikebench.data import SplitData, load_prepared
@@ -21,9 +23,10 @@ from spikebench.errors import cli_main
 from spikebench.io import save_checkpoint
 from spikebench.params import constraint, load_section, resolve_device
 from spikebench.plots import plot_training_curve
+from spikebench.predictions import Predictions
 from spikebench.results import RowContext, write_rows
 from spikebench.tracking import stage_run
-from spikebench.training import EpochStats, accuracy, fit, seed_everything
+from spikebench.training import EpochStats, fit, scored_predictions, seed_everything
 
 CHECKPOINT_DIR = Path("checkpoints")  # resumable training state (not a DVC output)
 
@@ -68,9 +71,9 @@ def main() -> None:
         history = fit(model, data.train, data.val, epochs=params.epochs, batch_size=params.batch_size, lr=params.lr,
                       weight_decay=params.weight_decay, seed=common.seed, device=device, on_epoch=log_epoch, checkpoint=resume)
         model.cpu().eval()
-        test_accuracy = accuracy(model, data.test)
+        test_accuracy, predicted = scored_predictions(model, data.test)
         if rank == 0:
-            write_outputs(model, config, params, data, history, test_accuracy, common.seed, device, world, run)
+            write_outputs(model, config, params, data, history, (test_accuracy, predicted), common.seed, device, world, run)
             resume.unlink(missing_ok=True)
     shutdown()
     if rank == 0:
@@ -78,8 +81,12 @@ def main() -> None:
 
 
 def write_outputs(model, config: ArchConfig, params: BaselineParams, data: SplitData, history: list[EpochStats],
-                  test_accuracy: float, seed: int, device: str, world: int, run) -> None:
-    """models/ann.pt, the training curve and the ANN row of results/baseline.json (rank 0 only)."""
+                  scored: tuple[float, torch.Tensor], seed: int, device: str, world: int, run) -> None:
+    """models/ann.pt, the training curve and the ANN row of results/baseline.json (rank 0 only).
+
+    `scored`: the test accuracy and the class predicted for each test image (the row's predictions file,
+    against which the leaderboard pairs every other row)."""
+    test_accuracy, predicted = scored
     train_seconds = sum(s.seconds for s in history)
     macs = MacCounter(model).count(data.input_shape)
     run.log_metrics({"test_accuracy": test_accuracy, "train_seconds": train_seconds, "macs_per_image": macs})
@@ -91,7 +98,7 @@ def write_outputs(model, config: ArchConfig, params: BaselineParams, data: Split
     row = RowContext.of(data, seed, run).row(
         "ann", "torch", params.arch, timesteps=0, accuracy=test_accuracy, test_images=len(data.test[1]),
         ann_accuracy=test_accuracy, macs_per_image=float(macs), params=count_params(model), weight_bits=32,
-        extra={"epochs": params.epochs, "device": device, "processes": world},
+        extra={"epochs": params.epochs, "device": device, "processes": world}, predictions=Predictions.of(predicted),
     )
     write_rows(paths.BASELINE_RESULTS, [row])
     run.log_headline([row])

@@ -17,7 +17,7 @@ inferences (`rtl_sim`: reports/hardware_memory.json), with `hardware.power_model
 * energy per SOP: the incremental energy of one synaptic operation across the simulated
   images, the fixed per-inference phases apart.
 
-`results/hardware.json` holds one row (method hardware, library gate, not a headline row):
+`results/hardware.json` holds one row (method hardware, library gate; the hardware headline row):
 `hw_energy_per_image_j` is the nominal 180 nm total (`hw_node`), `energy_per_image_j` the
 45 nm op model as in every row; the ×1/16 ideal-scaling bound is `extra.energy_per_image_j_45nm`.
 """
@@ -28,6 +28,8 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from hardware.inference_energy import Measurements, hardware_row, rtl_image_columns
 from hardware.memory_model import AccessEnergyModel, Memories, SramArea, SramLeakage, SramModel, check_shapes, read_access_counts
 from hardware.power_model import ACTIVITY_FILE, Activity, compute_power
@@ -35,6 +37,7 @@ from spikebench import paths
 from spikebench.errors import ParamsError, SpikebenchError, cli_main
 from spikebench.io import atomic_write_json
 from spikebench.params import constraint, load_section
+from spikebench.predictions import Predictions
 from spikebench.results import ResultRow, RowContext, read_rows, write_rows
 from spikebench.tracking import stage_run
 
@@ -101,7 +104,10 @@ def main() -> None:
     common, params = load_section(PowerParams, "power")
     synth = read_report(paths.SYNTH_REPORT, "synth")
     gate = read_report(paths.GATE_REPORT, "gate_sim")
-    rtl_images = rtl_image_columns(read_report(paths.RTL_REPORT, "rtl_sim"), paths.RTL_REPORT)
+    rtl_report = read_report(paths.RTL_REPORT, "rtl_sim")
+    rtl_images = rtl_image_columns(rtl_report, paths.RTL_REPORT)
+    if "golden_predictions" not in rtl_report:
+        raise SpikebenchError(f"{paths.RTL_REPORT}: no golden_predictions (written by an older rtl_sim); run `dvc repro rtl_sim`")
     activity = Activity.load(paths.GATE_DIR / ACTIVITY_FILE)
     memories = read_memories(params, synth)
     (rtl,) = read_rows(paths.RTL_RESULTS)
@@ -112,7 +118,8 @@ def main() -> None:
         check = power["check"]
         check_against_opensta(check, params.tolerance)
         context = RowContext(rtl.dataset, rtl.split_hash, common.seed, run.stage)
-        row, report = hardware_row(measured, power, memories, params.wire_load_factor, context)
+        row, report = hardware_row(measured, power, memories, params.wire_load_factor, context,
+                                   Predictions.of(np.asarray(rtl_report["golden_predictions"])))
         atomic_write_json(paths.POWER_REPORT, report)
         write_rows(paths.HARDWARE_RESULTS, [row])
         e = row.extra

@@ -20,6 +20,7 @@ from hardware.driver import PHASES
 from hardware.export import IntNetwork
 from hardware.golden import GoldenResult
 from spikebench.energy import OpCounts, count_params
+from spikebench.predictions import Predictions
 from spikebench.results import ResultRow, RowContext
 from spikebench.spiking import load_snn
 
@@ -67,6 +68,7 @@ class GoldenCheck:
 
     accuracy: float          # whole test split
     test_images: int
+    predictions: np.ndarray  # the class of every test image (whole split): the hardware row's predictions
     head: GoldenResult       # the simulated images, with op counts (what the RTL must reproduce)
     count: int               # images simulated on the RTL (the first of the split)
 
@@ -110,5 +112,6 @@ def rtl_row(context: RowContext, rtl: RtlRuns, golden: GoldenCheck, labels: np.n
         "hardware", "rtl", f"{selected['arch']} ({selected['method']})", timesteps=net.timesteps,
         accuracy=float((rtl.predictions == labels[:count]).mean()), test_images=count,
         ann_accuracy=float(selected["ann_accuracy"]), ops=rtl.ops, params=count_params(snn), weight_bits=hw.weight_bits,
-        model_path=selected["model_path"], hw_cycles_per_image=float(rtl.cycles.mean()), hw_clock_mhz=clock_mhz,
+        predictions=Predictions.of(rtl.predictions), headline=False, model_path=selected["model_path"],
+        hw_cycles_per_image=float(rtl.cycles.mean()), hw_clock_mhz=clock_mhz,
         extra=rtl_extra(rtl, golden, labels, layout, net, selected, clock_mhz))

@@ -42,13 +42,15 @@ def golden_check(net: IntNetwork, pixels: np.ndarray, labels: np.ndarray, count:
     """The golden model on the whole split, with op counts on the first `count` images (the simulated ones)."""
     head = run_golden(net, pixels[:count], progress=True)
     whole = head if count == len(labels) else run_golden(net, pixels, progress=True, count_ops=False)
-    return GoldenCheck(float((whole.predictions == labels).mean()), len(labels), head, count)
+    return GoldenCheck(float((whole.predictions == labels).mean()), len(labels), whole.predictions, head, count)
 
 
-def rtl_report(runs: list, labels: np.ndarray) -> dict:
-    """reports/hardware_rtl_images.json: the RTL's per-image outputs and counters, as columns."""
+def rtl_report(runs: list, labels: np.ndarray, golden: GoldenCheck) -> dict:
+    """reports/hardware_rtl_images.json: the RTL's per-image outputs and counters, as columns, and the golden
+    model's class of every test image (the predictions of the power stage's hardware row)."""
     columns = {key: [getattr(r, key) for r in runs] for key in ("cycles", "sops", "macs", "spikes")}
     return {"labels": labels.tolist(), "predictions": [int(np.argmax(r.potentials)) for r in runs],
+            "golden_predictions": golden.predictions.tolist(),
             "potentials": [r.potentials for r in runs], **columns,
             "phase_cycles": [r.phase_cycles for r in runs], "layer_cycles": [r.layer_cycles for r in runs]}
 
@@ -81,7 +83,7 @@ def main() -> None:
         run.log_metrics({"accuracy": row.accuracy, "golden_accuracy": golden.accuracy, "mismatches": 0,
                          "cycles_mean": row.hw_cycles_per_image, "sim_seconds": seconds,
                          "sim_cycles_per_s": float(rtl.cycles.sum()) / seconds})
-        atomic_write_json(paths.RTL_REPORT, rtl_report(runs, labels[:count]))
+        atomic_write_json(paths.RTL_REPORT, rtl_report(runs, labels[:count], golden))
         atomic_write_json(paths.MEMORY_REPORT, memory_report(runs, hw))
         write_rows(paths.RTL_RESULTS, [row])
         run.log_headline([row])

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import pandas as pd
 
+from spikebench.results import CONFIG_KEYS, METHODS
+
 MLFLOW_UI = "http://127.0.0.1:5000"
 
 
 def config_label(row: pd.Series) -> str:
     """Short description of a row's configuration from its `extra` fields."""
-    keys = ("config", "reset", "percentile", "threshold_scale", "mode", "density", "bits", "pooling", "control")
     extra = row["extra"] or {}
-    return ", ".join(f"{k}={extra[k]}" for k in keys if k in extra)
+    return ", ".join(f"{k}={extra[k]}" for k in CONFIG_KEYS if k in extra)
 
 
 def test_images(row: pd.Series) -> str:
@@ -36,26 +37,92 @@ def run_link(record: dict | None, stage: str) -> str:
     return f"[{run_id[:8]}]({MLFLOW_UI}/#/experiments/{record['experiment_id']}/runs/{run_id}) ([record](../reports/runs/{stage}.json))"
 
 
-def dataset_table(frame: pd.DataFrame, runs: dict[str, dict]) -> str:
-    """Markdown table of one dataset's leaderboard rows."""
+def _accuracy(row: pd.Series) -> str:
+    return f"{row.acc * 100:.2f}% [{row.ci_low * 100:.2f}, {row.ci_high * 100:.2f}]"
+
+
+def _seeds(row: pd.Series) -> str:
+    if row.seeds > 1:
+        return f"{row.seed_mean * 100:.2f} ± {row.seed_sd * 100:.2f} ({row.seeds} seeds)"
+    return f"1 (seed {row.seed})"
+
+
+def _delta(row: pd.Series) -> str:
+    return "–" if pd.isna(row.delta_pp) else f"{row.delta_pp:+.2f}"
+
+
+def _p_value(row: pd.Series) -> str:
+    if pd.isna(row.p_value):
+        return "–"
+    return "< 0.001" if row.p_value < 0.001 else f"{row.p_value:.3f}"
+
+
+def _hardware_energy(row: pd.Series, frame: pd.DataFrame) -> str:
+    """The gate-level energy of the row's model, where our accelerator measured it."""
+    gate = frame[(frame.method == "hardware") & (frame.library == "gate") & frame.hw_energy_per_image_j.notna()]
+    match = gate[gate.model_path == row.model_path] if row.model_path else gate.iloc[0:0]
+    if row.method == "hardware" and row.library == "gate":
+        match = gate.loc[[row.name]] if row.name in gate.index else match
+    if not len(match):
+        return "–"
+    hw = match.iloc[0]
+    return f"{hw.hw_energy_per_image_j * 1e6:,.1f} ({hw.hw_node.split(' ')[0]} nm)" if hw.hw_node else f"{hw.hw_energy_per_image_j * 1e6:,.1f}"
+
+
+def _checked(row: pd.Series, frame: pd.DataFrame) -> str:
+    """Hardware row: test images the RTL and the netlist reproduced bit-exactly."""
+    if row.method != "hardware":
+        return "–"
+    rtl = frame[(frame.method == "hardware") & (frame.library == "rtl") & (frame.model_path == row.model_path)]
+    rtl_images = f"{int(rtl.test_images.iloc[0]):,}" if len(rtl) else "–"
+    gate_images = (row.extra or {}).get("gate_images")
+    return f"{rtl_images} / {int(gate_images):,}" if gate_images else f"{rtl_images} / –"
+
+
+def _ordered(rows: pd.DataFrame) -> pd.DataFrame:
+    """A fixed method order (METHODS), then library and T: never by accuracy."""
+    order = {m: i for i, m in enumerate(METHODS)}
+    return rows.assign(_order=rows.method.map(order)).sort_values(["_order", "library", "timesteps"]).drop(columns="_order")
+
+
+def dataset_table(headline: pd.DataFrame, frame: pd.DataFrame, runs: dict[str, dict]) -> str:
+    """Markdown table of one dataset's headline rows (one per method, all on the whole test split)."""
     ann = frame[frame.method == "ann"]
-    ann_accuracy = float(ann.accuracy.max()) if len(ann) else float("nan")
     ann_params = int(ann.params.iloc[0]) if len(ann) else 0
-    shown = frame[frame.headline.astype(bool)]
-    shown = shown.sort_values(["accuracy", "energy_per_image_j"], ascending=[False, True])
-    header = ("| method | library | arch | config | T | accuracy | test images | Δ vs ANN (pp) | spikes/img | SOPs/img | MACs/img "
-              "| energy/img (µJ, 45 nm) | compression | run |")
-    lines = [header, "|" + "---|" * 14]
-    for _, row in shown.iterrows():
-        delta = (row.accuracy - ann_accuracy) * 100
+    header = ("| method | library | arch | config | T | accuracy [95% CI] | seeds: mean ± sd | Δ vs ANN (pp, same images) | p (McNemar) "
+              "| spikes/img | SOPs/img | MACs/img | energy/img (µJ, 45 nm op model) | energy/img on our hardware (µJ, gate level) "
+              "| params | compression | RTL / netlist-checked images | run |")
+    lines = [header, "|" + "---|" * 18]
+    for _, row in _ordered(headline).iterrows():
         compression = ann_params / row.nonzero_params if row.nonzero_params else float("nan")
-        run = run_link(runs.get(row.stage), row.stage)
         lines.append(
             f"| {row.method} | {row.library} | {row.arch} | {config_label(row) or '–'} | {row.timesteps or '–'} "
-            f"| {row.accuracy * 100:.2f}% | {test_images(row)} | {delta:+.2f} | {_fmt(row.spikes_per_image)} | {_fmt(row.synops_per_image)} "
-            f"| {_fmt(row.macs_per_image)} | {row.energy_per_image_j * 1e6:.3f} | {compression:.1f}× | {run} |"
+            f"| {_accuracy(row)} | {_seeds(row)} | {_delta(row)} | {_p_value(row)} | {_fmt(row.spikes_per_image)} "
+            f"| {_fmt(row.synops_per_image)} | {_fmt(row.macs_per_image)} | {row.energy_per_image_j * 1e6:.3f} "
+            f"| {_hardware_energy(row, frame)} | {int(row.nonzero_params):,} | {compression:.1f}× | {_checked(row, frame)} "
+            f"| {run_link(runs.get(row.stage), row.stage)} |"
         )
     return "\n".join(lines)
+
+
+def detail_tables(pooled: pd.DataFrame, headline: pd.DataFrame) -> str:
+    """Every other row (other T, sweeps, subsets, library re-runs, parity), one table per method, each paired with
+    the ANN on its own images."""
+    rest = pooled.drop(index=[i for i in headline.index if i in pooled.index])
+    if not len(rest):
+        return ""
+    parts = ["Every row not in the headline table: the other T of each configuration, sweeps, fixed test subsets, the same "
+             "models re-run in other libraries, and the hardware's RTL run. Each is compared with the ANN **on its own images** "
+             "(`ANN same images`); an accuracy on a subset is not comparable with a whole-split one.", ""]
+    for method, rows in _ordered(rest).groupby("method", sort=False):
+        parts += [f"<details><summary>{method}: {len(rows)} rows</summary>", "",
+                  "| library | arch | config | T | test images | accuracy [95% CI] | ANN same images | Δ (pp) | p (McNemar) | SOPs/img "
+                  "| energy/img (µJ, 45 nm op) |", "|" + "---|" * 11]
+        parts += [f"| {r.library} | {r.arch} | {config_label(r) or '–'} | {r.timesteps or '–'} | {int(r.images):,} | {_accuracy(r)} "
+                  f"| {'–' if pd.isna(r.ann_acc_same) else f'{r.ann_acc_same * 100:.2f}%'} | {_delta(r)} | {_p_value(r)} "
+                  f"| {_fmt(r.synops_per_image)} | {r.energy_per_image_j * 1e6:.3f} |" for _, r in rows.iterrows()]
+        parts += ["", "</details>", ""]
+    return "\n".join(parts)
 
 
 def prior_art_tables(prior: dict) -> str:
@@ -147,24 +214,36 @@ def rmp_latency_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def render_markdown(frame: pd.DataFrame, prior: dict, runs: dict[str, dict]) -> str:
+def render_markdown(frame: pd.DataFrame, pooled: pd.DataFrame, headline: pd.DataFrame, prior: dict, runs: dict[str, dict],
+                    rule: str) -> str:
+    """The whole page: `frame` is every evaluated row, `pooled` one row per configuration over seeds, `headline` the chosen ones."""
     parts = [
         "# spikebench leaderboard",
         "",
-        "Generated by `dvc repro` (stage `publish`) from `results/*.json`; do not edit by hand.",
-        "Energy uses the 45 nm op model (E_MAC 4.6 pJ, E_AC 0.9 pJ; memory access not included).",
-        "Δ vs ANN is in percentage points against the ANN baseline of the same dataset and split;",
-        "compression is the ANN's parameter count over the row's non-zero parameters. `test images` is the",
-        "number of test images a row's accuracy was measured on (subsets are fixed and recorded; the RTL row",
-        "is the Verilog simulation of those images, and the golden model's accuracy on the whole split is in the hardware table).",
-        "`run` opens the row's MLflow run in `make ui` (on the machine that ran the stage); `record` is the committed",
-        "account of that run. The same rows as CSV: [`leaderboard.csv`](leaderboard.csv).",
+        "Generated by `dvc repro` (stage `publish`) from `results/*.json` and the per-image predictions in `reports/predictions/`; "
+        "do not edit by hand. Every accuracy, interval and Δ below is recomputed from those predictions.",
+        "",
+        f"- **Headline rows**: one per method, chosen by the rule in `params.yaml` (`leaderboard.headline`): {rule}. "
+        "Every headline accuracy is on the **whole test split**; subset rows are only in the detail tables.",
+        "- **Accuracy** with its 95% Wilson interval; with several seeds (`-S 'seeds=[0,1,2]'`), pooled over the seeds' images, "
+        "and the per-seed mean ± sd beside it.",
+        "- **Δ vs ANN** in percentage points against the ANN baseline **on the same test images**, with the exact McNemar "
+        "p-value of the paired difference (the images one gets right and the other wrong).",
+        "- **Energy** uses the 45 nm op model (E_MAC 4.6 pJ, E_AC 0.9 pJ; memory access not included); the gate-level column is "
+        "our accelerator's measured energy at 180 nm (see the hardware table) where a row's model was run on it.",
+        "- **Hardware row**: the accuracy is the integer golden model's on the whole split; the RTL (Verilator) and the "
+        "netlist reproduce it bit-exactly on the images counted in `RTL / netlist-checked images`.",
+        "- Compression is the ANN's parameter count over the row's non-zero parameters.",
+        "- `run` opens the row's MLflow run: start the UI with `make ui` (on the machine that ran the stage) and follow the link; "
+        "`record` is the committed account of that run. The headline rows as CSV: [`leaderboard.csv`](leaderboard.csv).",
         "",
     ]
     for dataset, group in frame.groupby("dataset", sort=True):
         split = ", ".join(sorted(group.split_hash.unique()))
-        parts += [f"## {dataset} (split {split})", "", dataset_table(group, runs), ""]
-    parts += ["![accuracy vs T](plots/accuracy_vs_T.png)", "", "![accuracy vs energy](plots/accuracy_vs_energy.png)", ""]
+        parts += [f"## {dataset} (split {split})", "", dataset_table(headline[headline.dataset == dataset], group, runs), ""]
+        parts += ["![accuracy vs energy](plots/accuracy_vs_energy.png)", "", "![accuracy vs T](plots/accuracy_vs_T.png)", "",
+                  "![accuracy vs T, every configuration](plots/accuracy_vs_T_sweeps.png)", ""] if dataset == sorted(set(frame.dataset))[0] else []
+        parts += [f"### {dataset}: detail", "", detail_tables(pooled[pooled.dataset == dataset], headline[headline.dataset == dataset]), ""]
     latency = rmp_latency_table(frame)
     parts += [latency, ""] if latency else []
     parts += [hardware_table(frame, prior), ""]
@@ -172,14 +251,33 @@ def render_markdown(frame: pd.DataFrame, prior: dict, runs: dict[str, dict]) -> 
     return "\n".join(parts)
 
 
+CSV_COLUMNS = ["dataset", "method", "library", "arch", "config", "timesteps", "acc", "ci_low", "ci_high", "images", "seeds", "seed_mean",
+               "seed_sd", "ann_acc_same", "delta_pp", "p_value", "spikes_per_image", "synops_per_image", "macs_per_image",
+               "energy_per_image_j", "hw_energy_per_image_j", "params", "nonzero_params", "weight_bits", "seed", "split_hash", "stage",
+               "git_commit"]
 
 
-CSV_COLUMNS = ["dataset", "method", "library", "arch", "timesteps", "accuracy", "test_images", "ann_accuracy", "spikes_per_image",
-               "synops_per_image", "macs_per_image", "energy_per_image_j", "hw_energy_per_image_j", "params", "nonzero_params",
-               "weight_bits", "seed", "split_hash", "stage", "git_commit"]
-
-
-def headline_csv(frame: pd.DataFrame) -> str:
+def headline_csv(headline: pd.DataFrame) -> str:
     """The headline rows of every dataset as CSV (the tables' rows, in machine-readable form)."""
-    shown = frame[frame.headline.astype(bool)].sort_values(["dataset", "method", "library", "timesteps"])
-    return shown[CSV_COLUMNS].to_csv(index=False)
+    shown = _ordered(headline).sort_values("dataset", kind="stable")
+    return shown.assign(config=[config_label(r) for _, r in shown.iterrows()])[CSV_COLUMNS].to_csv(index=False)
+
+
+def seeds_table(frame: pd.DataFrame, headline: pd.DataFrame) -> str:
+    """Each headline configuration trained with several seeds: the accuracy of every seed on the whole split,
+    their mean ± sd, the pooled interval and the pooled paired Δ vs the ANN of the same seeds."""
+    from leaderboard.evaluation import config_key
+
+    seeds = sorted(int(s) for s in frame.seed.unique())
+    lines = ["| method | arch | config | T | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± sd | pooled [95% CI] "
+             "| Δ vs ANN (pp, pooled, same images) | p (McNemar) |", "|" + "---|" * (8 + len(seeds))]
+    for _, chosen in _ordered(headline).iterrows():
+        same = frame[(frame.dataset == chosen.dataset) & (frame.method == chosen.method) & (frame.library == chosen.library)
+                     & (frame.arch == chosen.arch) & (frame.timesteps == chosen.timesteps)]
+        same = same[[config_key(r) == config_key(chosen) for _, r in same.iterrows()]]
+        per_seed = {int(r.seed): r.acc for _, r in same.iterrows()}
+        cells = " | ".join(f"{per_seed[s] * 100:.2f}%" if s in per_seed else "–" for s in seeds)
+        spread = f"{chosen.seed_mean * 100:.2f} ± {chosen.seed_sd * 100:.2f}" if chosen.seeds > 1 else "– (1 seed)"
+        lines.append(f"| {chosen.method} | {chosen.arch} | {config_label(chosen) or '–'} | {chosen.timesteps or '–'} | {cells} "
+                     f"| {spread} | {_accuracy(chosen)} | {_delta(chosen)} | {_p_value(chosen)} |")
+    return "\n".join(lines)

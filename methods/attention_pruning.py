@@ -17,8 +17,9 @@ Spike-Thrift (Kundu et al., WACV 2021) with DIET-SNN neurons (Rathi & Roy):
   5. second library  the final irregular SNN also runs through snntorch (`Leaky` with learnable
                   beta/threshold) on the same test images; the predictions are compared.
 
-Rows per (mode, density, T) carry accuracy, compression (dense / non-zero synaptic params),
-spikes, SOPs over non-zero synapses only, and energy on the 45 nm op model.
+Rows per (mode, density, T) carry accuracy (with the class predicted for each test image it is
+over), compression (dense / non-zero synaptic params), spikes, SOPs over non-zero synapses only,
+and energy on the 45 nm op model.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from spikebench.snn_training import evaluate_snn, measure_snn, trainable
 from spikebench.sparse_masks import MODES, SparseMasks, synaptic_layers
 from spikebench.spiking import SURROGATES, SpikingNetwork, save_snn
 from spikebench.tracking import StageRun, child_run, stage_run
-from spikebench.training import accuracy, seed_everything
+from spikebench.training import scored_predictions, seed_everything
 from spikebench.training_state import discard_resume_directory, resume_directory
 
 METHOD = "attention_pruning"
@@ -163,8 +164,9 @@ def sparse_ann_phase(meta_model: nn.Sequential, config: CompressionConfig, data:
                      resume: Path) -> tuple[nn.Sequential, SparseMasks, ResultRow]:
     """The attention-guided sparse student and its row (MACs over non-zero weights)."""
     student, masks = compress(meta_model, config, data, params.sparse_learning(), seed, child, checkpoint=resume / f"{config.name}_sparse.pt")
-    student_accuracy = accuracy(student, test)
+    student_accuracy, predicted = scored_predictions(student, test)
     row = config_rows(rows, config, masks, student).ann(student, student_accuracy, sparse_macs(student, data.input_shape),
+                                                        predictions=predicted,
                                                         extra={"step": "sparse_ann", "config": "sparse ANN (non-zero MACs)"})
     print(f"attention_pruning: {config.name}: sparse ANN test {student_accuracy:.4f}, compression {row.extra['compression']}x")
     child.log_metrics({"sparse_ann_test_accuracy": student_accuracy, "compression": row.extra["compression"]})
@@ -305,7 +307,7 @@ def run_stage(seed: int, params: AttentionPruningParams, device: str, rank: int 
     resume = resume_directory(METHOD, asdict(params), data.split_hash, seed, device, inputs=[paths.ANN_MODEL])
     with stage_run(METHOD, method=METHOD, library="spikebench", dataset=data.dataset,
                    split_hash=data.split_hash, params=params, enabled=rank == 0) as run:
-        rows = MethodRows(RowContext.of(data, seed, run), reference, METHOD, ann_meta["arch"], len(test[1]))
+        rows = MethodRows(RowContext.of(data, seed, run), reference, METHOD, ann_meta["arch"], len(test[1]), test_index=test_index)
         results = [run_config(meta_model, config, data, test, params, seed, device, rows, resume) for config in configs]
         exported = next(r for r in results if r.config == export_config(configs))
         export(exported, data, params.final_t, rank)

@@ -11,7 +11,9 @@ zero (identical neuron) and, for information, with the subtract network, on a fi
 simulates the FC head on the engine's spikes (`spikebench.backends.brian2_if`).
 
 Writes reports/parity.json and results/parity.json (per-library rows; only the rows at
-T = `timesteps` enter the leaderboard table).
+T = `timesteps` enter the leaderboard table), each row with the library's predicted class for
+every image it is over (saved by test-split position). brian2 checks spike counts of the FC head
+only and writes no row.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from spikebench.energy import count_params, fanout_maps, snn_metrics_per_step
 from spikebench.errors import cli_main
 from spikebench.io import atomic_write_json
 from spikebench.params import constraint, load_section
+from spikebench.predictions import Predictions
 from spikebench.results import ResultRow, RowContext, write_rows
 from spikebench.spiking import SpikingNetwork, load_snn
 from spikebench.tracking import child_run, stage_run
@@ -49,9 +52,13 @@ class ParityParams:
 
 
 def library_rows(context: RowContext, library: str, run: LibraryRun, entry: dict, meta: dict, input_shape: tuple[int, ...],
-                 timesteps: list[int]) -> list[ResultRow]:
-    """One row per T for one library; only the row at T_max is a headline row."""
+                 timesteps: list[int], test_index: torch.Tensor) -> list[ResultRow]:
+    """One row per T for one library; only the row at T_max is a headline row.
+
+    `test_index`: the test-split positions of the images the libraries ran on (`run.images` index into them).
+    """
     net = run.reference_net
+    images = test_index[run.images]
     per_step = snn_metrics_per_step(net, input_shape, run.record.spikes_per_step, run.record.synops_per_step, len(run.images))
     params = count_params(net)
     rows = []
@@ -62,13 +69,15 @@ def library_rows(context: RowContext, library: str, run: LibraryRun, entry: dict
             ann_accuracy=meta.get("ann_accuracy"), ops=metrics, params=params, weight_bits=32, headline=t == timesteps[-1],
             extra={"config": "parity", "reset": net.reset, "percentile": meta.get("percentile"),
                    "identical_predictions": entry["identical_predictions"][t], **metrics.as_extra()},
+            predictions=Predictions.of(run.record.predictions[t - 1], images),  # what entry["accuracy"][t] is computed from
         ))
     return rows
 
 
 def compare_libraries(params: ParityParams, context: RowContext, net: SpikingNetwork, meta: dict, data: SplitData,
-                      x: torch.Tensor, y: torch.Tensor) -> tuple[dict, list[ResultRow]]:
-    """Every library against the engine on (x, y): the report's entries and the result rows."""
+                      test_index: torch.Tensor) -> tuple[dict, list[ResultRow]]:
+    """Every library against the engine on the test images `test_index`: the report's entries and the result rows."""
+    x, y = data.test[0][test_index], data.test[1][test_index]
     timesteps = powers_of_two(params.timesteps)
     hard_index = fixed_subset(len(x), params.hard_reset_images, context.seed)
     engine, runs = run_libraries(net, params.libraries, x, timesteps[-1], params.batch_size, fanout_maps(net, data.input_shape),
@@ -82,7 +91,7 @@ def compare_libraries(params: ParityParams, context: RowContext, net: SpikingNet
             report["libraries"][library] = entry
             child.log_metrics({"identical_predictions": entry["identical_predictions"][timesteps[-1]],
                                "accuracy": entry["accuracy"][timesteps[-1]]})
-            rows += library_rows(context, library, run, entry, meta, data.input_shape, timesteps)
+            rows += library_rows(context, library, run, entry, meta, data.input_shape, timesteps, test_index)
     return report, rows
 
 
@@ -103,12 +112,11 @@ def main() -> None:
     seed_everything(common.seed)
     net, meta = load_snn(paths.CONVERSION_MODEL)
     check_split_hash(data.split_hash, meta.get("split_hash", ""), str(paths.CONVERSION_MODEL))
-    x_test, y_test = data.test
-    index = fixed_subset(len(x_test), params.images, common.seed)
+    index = fixed_subset(len(data.test[0]), params.images, common.seed)
 
     with stage_run("parity", method="conversion", library="all", dataset=data.dataset, split_hash=data.split_hash, params=params) as run:
         started = time.perf_counter()
-        report, rows = compare_libraries(params, RowContext.of(data, common.seed, run), net, meta, data, x_test[index], y_test[index])
+        report, rows = compare_libraries(params, RowContext.of(data, common.seed, run), net, meta, data, index)
         report["brian2"], comparison = brian2_check(params, net, data, common.seed)
         report["seconds"] = round(time.perf_counter() - started, 1)
         atomic_write_json(paths.PARITY_REPORT, report)

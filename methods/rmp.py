@@ -9,10 +9,14 @@ the maximum synaptic input current (weighted spikes + bias) any of its neurons r
 at any step. All thresholds are then multiplied by a threshold scale s <= 1, trading
 accuracy for latency (lower thresholds fire sooner).
 
-Every scale in `threshold_scales` runs on the same fixed test subset as the conversion
-sweep (`images`), giving rows per T. The latency factor is the ratio of the timesteps a
-hard-reset (reset-to-zero) SNN and RMP need to reach a target accuracy (ANN - gap), read
-at every T from 1 to T_max. Three hard-reset baselines:
+The main scale (`main_scale`) runs on `main_images` test images (0: the whole test split, so
+its headline rows compare with the ANN on the same images); every other scale in
+`threshold_scales` runs on a fixed test subset (`images`) that starts with the conversion
+sweep's images, and the main run's images start with that subset. Each scale gives rows per
+T, each with the class predicted for every image it is over. The latency factor is the ratio
+of the timesteps a hard-reset (reset-to-zero) SNN and RMP need to reach a target accuracy
+(ANN - gap), read at every T from 1 to T_max on the `images` subset (the main run read on
+its first images). Three hard-reset baselines:
   - balanced thresholds unscaled (Sengupta et al. 2019): the conversion the paper compares with;
   - RMP's own scaled thresholds: isolates what the soft reset alone buys;
   - the strongest reset-to-zero percentile conversion (results/conversion.json, shared images).
@@ -37,6 +41,7 @@ from spikebench.convert import (
     parse_ann,
     powers_of_two,
     shared_first,
+    subset_evaluation,
     unnormalised_snn,
 )
 from spikebench.data import SplitData, load_prepared
@@ -68,7 +73,8 @@ class RmpParams:
     timesteps: int = constraint(min=1)
     balance_timesteps: int = constraint(min=1)
     calibration_size: int = constraint(min=1)
-    images: int = constraint(min=0)  # fixed test subset (its first conversion.sweep_images are the conversion sweep's)
+    main_images: int = constraint(min=0)  # main_scale: fixed test subset starting with `images`'s; 0 = the whole split
+    images: int = constraint(min=0)  # other scales, latency: fixed test subset (its first conversion.sweep_images are the conversion sweep's)
     accuracy_gaps: list[float] = constraint(nonempty=True, min_exclusive=0.0)  # targets: ANN - gap
     hardware_timesteps: int = constraint(min=1)
     batch_size: int = constraint(min=1)
@@ -85,25 +91,35 @@ class RmpJob:
     params: RmpParams
     data: SplitData
     parsed: ParsedAnn
-    x: torch.Tensor  # the fixed test subset, the conversion sweep's images first
-    y: torch.Tensor
+    main_index: torch.Tensor  # test-split positions of the main scale's images: `index` first, then the rest
+    images: int  # the other scales' and the latency comparisons' subset: the first `images` of `main_index`
     shared: int  # how many of its first images the conversion sweep also ran on
     context: RowContext
     arch: str
     balanced: list[float] = field(default_factory=list)  # the balanced thresholds (scale 1)
-    ann_accuracy: dict[int, float] = field(default_factory=dict)  # the ANN on the first n images
+    ann_accuracy: dict[int, float] = field(default_factory=dict)  # the ANN on the first n images of `main_index`
+
+    @property
+    def index(self) -> torch.Tensor:
+        """Test-split positions of the fixed subset (the conversion sweep's images first)."""
+        return self.main_index[: self.images]
 
     def calibrate(self, model: torch.nn.Module, run) -> None:
-        """Threshold balancing on training images, and the ANN's accuracy on the test subset (and its shared part)."""
+        """Threshold balancing on training images, and the ANN's accuracy on the main images, the subset and its shared part."""
         params, seed = self.params, self.context.seed
         self.context = RowContext.of(self.data, seed, run)
         self.balanced = balance_thresholds(self.parsed, self.data.calibration(params.calibration_size, seed), params.balance_timesteps)
-        self.ann_accuracy = ann_accuracy_on(model, self.x, self.y, {len(self.x), self.shared} - {0})
+        x, y = self.data.test[0][self.main_index], self.data.test[1][self.main_index]
+        self.ann_accuracy = ann_accuracy_on(model, x, y, {len(self.main_index), self.images, self.shared} - {0})
 
-    def evaluate(self, scale: float, reset: str, progress: str) -> tuple[torch.nn.Module, TimestepEvaluation]:
+    def evaluate(self, scale: float, reset: str, progress: str, main: bool = False) -> tuple[torch.nn.Module, TimestepEvaluation]:
+        """One simulation read at every T, on the main images (`main`) or on the fixed subset."""
         net = unnormalised_snn(self.parsed, [t * scale for t in self.balanced], reset=reset)
         timesteps = powers_of_two(self.params.timesteps)
-        return net, evaluate_timesteps(net, self.x, self.y, timesteps, self.data.input_shape, self.params.batch_size, progress=progress)
+        index = self.main_index if main else self.index
+        x, y = self.data.test[0][index], self.data.test[1][index]
+        return net, evaluate_timesteps(net, x, y, timesteps, self.data.input_shape, self.params.batch_size, progress=progress,
+                                       indices=index)
 
 
 def test_subset(data: SplitData, images: int, shared_images: int, seed: int) -> tuple[torch.Tensor, int]:
@@ -114,12 +130,18 @@ def test_subset(data: SplitData, images: int, shared_images: int, seed: int) -> 
     return shared_first(index, shared), len(shared)
 
 
+def main_order(data: SplitData, main_images: int, subset: torch.Tensor, seed: int) -> torch.Tensor:
+    """The main scale's test images: the fixed subset first (so the main run read on its first images is the
+    subset's), then the rest of a fixed subset of `main_images` (0: the whole split); never fewer than the subset."""
+    return shared_first(fixed_subset(len(data.test[0]), main_images, seed), subset)
+
+
 def run_scale(job: RmpJob, scale: float, run) -> tuple[TimestepEvaluation, list[ResultRow]]:
     """RMP at one threshold scale; the main scale's network is saved as models/rmp_snn.pt."""
     params = job.params
     main = scale == params.main_scale
     with child_run(f"rmp-scale{scale:g}", {"threshold_scale": scale}) as child:
-        net, evaluation = job.evaluate(scale, "subtract", f"rmp scale {scale:g}")
+        net, evaluation = job.evaluate(scale, "subtract", f"rmp scale {scale:g}", main=main)
         log_curve(child, evaluation)
     extra = {"config": "main" if main else "sweep", "threshold_scale": scale, "balanced_thresholds": job.balanced,
              "balance_timesteps": params.balance_timesteps}
@@ -135,8 +157,8 @@ def run_scale(job: RmpJob, scale: float, run) -> tuple[TimestepEvaluation, list[
 
 
 def hard_reset_baselines(job: RmpJob, rmp: TimestepEvaluation, curves: dict[str, TimestepEvaluation]) -> dict[str, dict]:
-    """Reset-to-zero networks on the same images, compared with RMP at every T from 1 to T_max."""
-    params, ann = job.params, job.ann_accuracy[len(job.x)]
+    """Reset-to-zero networks on the same images (the subset), compared with RMP at every T from 1 to T_max."""
+    params, ann = job.params, job.ann_accuracy[job.images]
     rmp_steps = rmp.every_step_accuracy()
     by_scale: dict[float, TimestepEvaluation] = {}
     baselines = {}
@@ -158,13 +180,14 @@ def percentile_conversion_baseline(job: RmpJob, rmp: TimestepEvaluation, sweep_r
     if not job.shared or best is None:
         return None
     percentile, curve = best
-    ann = job.ann_accuracy.get(job.shared, job.ann_accuracy[len(job.x)])
+    ann = job.ann_accuracy.get(job.shared, job.ann_accuracy[job.images])
     return {"baseline": f"conversion reset=zero p{percentile:g} ({paths.CONVERSION_RESULTS}), powers of two", "images": job.shared,
             "curve": curve, "comparisons": latency_factors(rmp.subset_accuracy(job.shared), curve, ann, job.params.accuracy_gaps)}
 
 
 def latency_report(job: RmpJob, rmp: TimestepEvaluation, baselines: dict[str, dict]) -> dict:
-    return {"images": len(job.x), "ann_accuracy": job.ann_accuracy[len(job.x)], "balanced_thresholds": job.balanced,
+    """`rmp`: the main scale on the subset the baselines ran on."""
+    return {"images": job.images, "ann_accuracy": job.ann_accuracy[job.images], "balanced_thresholds": job.balanced,
             "rmp": f"rmp scale {job.params.main_scale:g}", "rmp_curve": rmp.accuracy,
             "factor_grid": f"every T from 1 to {max(powers_of_two(job.params.timesteps))}", "headline": HEADLINE_BASELINE,
             "baselines": baselines}
@@ -181,11 +204,12 @@ def attach_latency_factors(rows: list[ResultRow], report: dict) -> dict[str, lis
 
 
 def prepare_job(params: RmpParams, data: SplitData, seed: int, sweep_rows: list[ResultRow]) -> tuple[RmpJob, torch.nn.Module]:
-    """Load and parse the ANN and fix the test subset (the conversion sweep's images first)."""
+    """Load and parse the ANN and fix the test images: the main scale's, starting with the subset (the
+    conversion sweep's images first)."""
     model, ann_meta = load_ann(data)
     index, shared = test_subset(data, params.images, sweep_images(sweep_rows), seed)
-    x, y = data.test[0][index], data.test[1][index]
-    return RmpJob(params, data, parse_ann(model), x, y, shared, RowContext.of(data, seed), ann_meta["arch"]), model
+    main_index = main_order(data, params.main_images, index, seed)
+    return RmpJob(params, data, parse_ann(model), main_index, len(index), shared, RowContext.of(data, seed), ann_meta["arch"]), model
 
 
 @cli_main
@@ -201,9 +225,9 @@ def main() -> None:
         rows, curves, evaluations = [], {}, {}
         for scale in params.threshold_scales:
             evaluations[scale], scale_rows = run_scale(job, scale, run)
-            curves[f"rmp scale {scale:g} ({len(job.x)} img)"] = evaluations[scale]
+            curves[f"rmp scale {scale:g} ({len(evaluations[scale].labels)} img)"] = evaluations[scale]
             rows += scale_rows
-        rmp = evaluations[params.main_scale]
+        rmp = subset_evaluation(evaluations[params.main_scale], job.images)  # the latency comparisons' images
         baselines = hard_reset_baselines(job, rmp, curves)
         percentile = percentile_conversion_baseline(job, rmp, sweep_rows)
         if percentile is not None:

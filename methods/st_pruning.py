@@ -11,8 +11,9 @@
                checkpoint contract (weight_bits, weight_scales) for the hardware flow.
 
 Every step is a nested MLflow run under the stage run and a row of results/st_pruning.json
-(test accuracy, spikes, SOPs and energy per image on the 45 nm op model, compared with the
-baseline ANN's row in results/baseline.json).
+(test accuracy on the whole test split with the class predicted for each image, spikes, SOPs
+and energy per image on the 45 nm op model, compared with the baseline ANN's row in
+results/baseline.json).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from spikebench.results import Reference, ResultRow, RowContext, load_reference,
 from spikebench.snn_training import measure_snn, trainable
 from spikebench.spiking import RESETS, SURROGATES, SpikingNetwork, save_snn
 from spikebench.tracking import StageRun, child_run, log_snn_epoch, stage_run
-from spikebench.training import accuracy, seed_everything
+from spikebench.training import scored_predictions, seed_everything
 from spikebench.training_state import discard_resume_directory, resume_directory
 
 METHOD = "st_pruning"
@@ -121,7 +122,7 @@ def spatial_phase(ann: nn.Sequential, ann_meta: dict, data: SplitData, reference
     with child_run("spatial_pruning", {"variance_fraction": params.variance_fraction}, tags={"step": "spatial"}) as child:
         slim, selections = spatial_pruning(ann, data, params.spatial(), seed=seed, device=device, run=child,
                                            checkpoint=resume / "slim_ann.pt")
-        slim_accuracy = accuracy(slim, data.test)
+        slim_accuracy, slim_predicted = scored_predictions(slim, data.test)
         slim_macs = MacCounter(slim).count(data.input_shape)
         slim_params = count_params(slim)[0]
         compression = reference.params / slim_params
@@ -134,7 +135,8 @@ def spatial_phase(ann: nn.Sequential, ann_meta: dict, data: SplitData, reference
     print(f"st_pruning: channels {before} -> {after}, {reference.params} -> {slim_params} params ({compression:.2f}x), "
           f"slim ANN test accuracy {slim_accuracy:.4f}")
     ratio = round(reference.energy_j / energy_joules(slim_macs, 0), 2)
-    row = rows.ann(slim, slim_accuracy, float(slim_macs), extra={"step": "spatial", "config": "slim ANN", "energy_ratio_vs_ann": ratio})
+    row = rows.ann(slim, slim_accuracy, float(slim_macs), predictions=slim_predicted,
+                   extra={"step": "spatial", "config": "slim ANN", "energy_ratio_vs_ann": ratio})
     return Spatial(slim, selections, slim_accuracy, row), rows
 
 

@@ -33,6 +33,7 @@ from spikebench.data import SplitData, load_prepared
 from spikebench.errors import ParamsError, cli_main
 from spikebench.params import constraint, load_section
 from spikebench.plots import plot_stdp_accuracy, plot_stdp_convergence, plot_stdp_kernels
+from spikebench.predictions import Predictions
 from spikebench.results import ResultRow, RowContext, write_rows
 from spikebench.stdp_learning import (
     InputSpec,
@@ -120,7 +121,8 @@ def train_layers(network: STDPNetwork, params: StdpParams, images: torch.Tensor,
 
 def readout_row(context: RowContext, params: StdpParams, readout: Readout, logs: list[LayerTrainingLog], detail: dict,
                 svm_images: int, test_images: int) -> ResultRow:
-    """The row of one readout; only the STDP network at the first pooling grid is a headline row."""
+    """The row of one readout; only the STDP network at the first pooling grid is a headline row. Its
+    predictions are the SVM's class for every test image (the whole split, in order)."""
     extra = {"pooling": "global" if readout.grid == 1 else f"{readout.grid}x{readout.grid}", "svm_c": params.svm_c,
              "svm_train_images": svm_images, "features": readout.features, "train_images": [log.images for log in logs],
              "convergence": [round(log.curve[-1][1], 5) for log in logs], "readout": "sklearn LinearSVC(dual=False)",
@@ -130,7 +132,7 @@ def readout_row(context: RowContext, params: StdpParams, readout: Readout, logs:
     headline = readout.network == "stdp" and readout.grid == params.pooling[0]
     return context.row("stdp", "spikebench", params.arch(), timesteps=params.timesteps, accuracy=readout.accuracy,
                        test_images=test_images, ann_accuracy=None, ops=readout.ops, params=(readout.params, readout.params),
-                       weight_bits=32, headline=headline, extra=extra)
+                       weight_bits=32, headline=headline, extra=extra, predictions=Predictions.of(readout.predictions))
 
 
 def read_out(networks: dict[str, tuple[STDPNetwork, list[int]]], params: StdpParams, data: SplitData, svm_index: torch.Tensor,

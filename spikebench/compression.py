@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from spikebench.energy import count_params, fanout_maps, footprint_bytes, snn_metrics_per_step
+from spikebench.predictions import Predictions
 from spikebench.results import Reference, ResultRow, RowContext
 from spikebench.snn_training import SnnMeasurement, train_snn
 from spikebench.spiking import SpikingNetwork, simulate
@@ -32,7 +33,11 @@ Hook = Callable[[SpikingNetwork], None]  # before_step / after_step of SNN train
 @dataclass(frozen=True)
 class MethodRows:
     """Builds one method's rows: provenance from `ctx`, accuracy over `test_images` images,
-    `shared` (the stage's common details) at the head of every row's `extra`."""
+    `shared` (the stage's common details) at the head of every row's `extra`.
+
+    `test_index` holds the test-split positions of those images, in the order they were measured
+    (None: the whole split in its own order); every row carries the predictions it was scored from.
+    """
 
     ctx: RowContext
     reference: Reference
@@ -40,6 +45,11 @@ class MethodRows:
     arch: str
     test_images: int
     shared: dict = field(default_factory=dict)
+    test_index: torch.Tensor | None = field(default=None, compare=False)  # a tensor has no single truth value to compare
+
+    def predictions(self, classes: torch.Tensor) -> Predictions:
+        """The row's per-image predictions from the classes predicted for the measured images."""
+        return Predictions.of(classes, self.test_index)
 
     def snn(self, net: SpikingNetwork, measured: SnnMeasurement, timesteps: int, *, weight_bits: int = 32,
             library: str = "spikebench", headline: bool = False, extra: dict | None = None, **fields: Any) -> ResultRow:
@@ -49,13 +59,16 @@ class MethodRows:
                    "footprint_bytes": footprint_bytes(net, weight_bits), **(extra or {})}
         return self.ctx.row(self.method, library, self.arch, timesteps=timesteps, accuracy=measured.accuracy,
                             test_images=self.test_images, ann_accuracy=self.reference.accuracy, ops=metrics, params=count_params(net),
-                            weight_bits=weight_bits, headline=headline, extra=details, **fields)
+                            weight_bits=weight_bits, headline=headline, extra=details,
+                            predictions=self.predictions(measured.predictions), **fields)
 
-    def ann(self, model: torch.nn.Module, accuracy: float, macs: float, *, extra: dict | None = None) -> ResultRow:
-        """A non-spiking row of a compressed ANN (MACs per image on the 45 nm op model); never a headline."""
+    def ann(self, model: torch.nn.Module, accuracy: float, macs: float, *, predictions: torch.Tensor,
+            extra: dict | None = None) -> ResultRow:
+        """A non-spiking row of a compressed ANN (MACs per image on the 45 nm op model); never a headline.
+        `predictions`: the class it predicted for each measured image (`training.scored_predictions`)."""
         return self.ctx.row(self.method, "torch", self.arch, timesteps=0, accuracy=accuracy, test_images=self.test_images,
                             ann_accuracy=self.reference.accuracy, params=count_params(model), weight_bits=32, macs_per_image=macs,
-                            headline=False, extra={**self.shared, **(extra or {})})
+                            headline=False, extra={**self.shared, **(extra or {})}, predictions=self.predictions(predictions))
 
 
 def neuron_parameters(net: SpikingNetwork, digits: int = 4) -> dict[str, list[float]]:
@@ -136,4 +149,4 @@ def compare_with_snntorch(net: SpikingNetwork, test: tuple[torch.Tensor, torch.T
         "spike_count_relative_difference": abs(other_spikes - engine_spikes) / max(engine_spikes, 1.0),
         "snntorch_neuron": "snn.Leaky(learn_beta=True, learn_threshold=True) + (1 - beta) theta s[t-1] reset-order current",
     }
-    return SnnMeasurement(float((predictions == y).float().mean()), metrics), comparison
+    return SnnMeasurement(float((predictions == y).float().mean()), metrics, predictions), comparison

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from spikebench.errors import DatasetError, ModelError, ParamsError
+from spikebench.predictions import Predictions
 from spikebench.spiking import SpikingNetwork, layer_spec
 
 PERCENTILES = (99.0, 99.9, 99.99, 100.0)
@@ -324,19 +325,42 @@ def shared_first(index: torch.Tensor, shared: torch.Tensor) -> torch.Tensor:
     return torch.cat([shared, index[~torch.isin(index, shared)]])[: max(len(index), len(shared))]
 
 
+NOT_RUN = -1  # `TimestepEvaluation.predicted` of an image at a step it did not run to
+
+
 @dataclass
 class TimestepEvaluation:
-    """Accuracy and per-image metrics at every evaluated T of one simulated configuration."""
+    """Accuracy and per-image metrics at every evaluated T of one simulated configuration.
+
+    `predicted[t - 1, i]` is the class image i was given after step t (int8 keeps 256 steps of the
+    whole 10,000-image split at 2.5 MB), `NOT_RUN` where image i stopped earlier; `labels` are the
+    images' labels and `indices` their positions in the test split (None: its first images, in order),
+    so each row's per-image predictions can be saved (`predictions_at`).
+    """
 
     timesteps: list[int]
     accuracy: dict[int, float]
-    images: dict[int, int]  # images the accuracy at T was measured on
+    images: dict[int, int]  # images the accuracy at T was measured on (the first ones: see evaluate_timesteps)
     metrics: dict[int, object]  # T -> spikebench.energy.SnnMetrics
-    correct: torch.Tensor | None = None  # (T_max, images) bool: image i correct after step t (NaN-free only where run)
+    predicted: torch.Tensor  # (T_max, images) int8
+    labels: torch.Tensor  # (images,)
+    indices: torch.Tensor | None = None  # (images,) test-split positions
+
+    @property
+    def correct(self) -> torch.Tensor:
+        """(T_max, images) bool: image i correct after step t (False where it did not run to t)."""
+        return self.predicted.long() == self.labels.long()
+
+    def predictions_at(self, timesteps: int) -> Predictions:
+        """The predicted class of every image that reached `timesteps`, by test-split position: the
+        images the accuracy at that T is over."""
+        n = self.images[timesteps]
+        return Predictions.of(self.predicted[timesteps - 1, :n], None if self.indices is None else self.indices[:n])
 
     def subset_accuracy(self, images: int) -> dict[int, float]:
         """Accuracy at each evaluated T over the first `images` images (all of which must reach T)."""
-        return {t: float(self.correct[t - 1, :images].float().mean()) for t in self.timesteps if self.images[t] >= images}
+        correct = self.correct[:, :images]  # computed once: the property compares the whole table
+        return {t: float(correct[t - 1].float().mean()) for t in self.timesteps if self.images[t] >= images}
 
     def every_step_accuracy(self) -> dict[int, float]:
         """Accuracy after every step 1..T_max (not only the evaluated T), over the images that ran
@@ -347,24 +371,30 @@ class TimestepEvaluation:
 
 
 def evaluate_timesteps(net: SpikingNetwork, x: torch.Tensor, y: torch.Tensor, timesteps: list[int], input_shape: tuple[int, ...],
-                       batch_size: int = 250, long_images: int | None = None, progress: str | None = None) -> TimestepEvaluation:
+                       batch_size: int = 250, long_images: int | None = None, progress: str | None = None,
+                       indices: torch.Tensor | None = None) -> TimestepEvaluation:
     """Simulate once and read accuracy and op counts at every T in `timesteps`.
 
     long_images: only the first `long_images` images run to max(timesteps); the rest stop at
         the largest T <= 64. A step's result never depends on later steps, so the shorter
         runs give the same numbers for the T they reach; accuracy at T is over the images
         that reached T (recorded in `images`).
+    indices: the test-split positions of (x, y) (None: the split's first len(x) images), kept
+        with the per-image predictions.
     """
     from tqdm.auto import tqdm
 
     from spikebench.energy import fanout_maps, snn_metrics_per_step
+
+    if indices is not None and len(indices) != len(x):
+        raise DatasetError(f"evaluate_timesteps: {len(indices)} test-split indices for {len(x)} images")
 
     t_max = max(timesteps)
     t_short = max([t for t in timesteps if t <= 64] or [t_max])
     fanouts = fanout_maps(net, input_shape)
     n_spiking = len(net.synaptic) - 1
     correct = torch.zeros(t_max, dtype=torch.float64)
-    per_image = torch.zeros((t_max, len(x)), dtype=torch.bool)
+    predicted = torch.full((t_max, len(x)), NOT_RUN, dtype=torch.int8)
     counted = torch.zeros(t_max, dtype=torch.float64)
     spikes = [torch.zeros(t_max, dtype=torch.float64) for _ in range(n_spiking)]
     synops = [torch.zeros(t_max, dtype=torch.float64) for _ in range(n_spiking)]
@@ -374,8 +404,11 @@ def evaluate_timesteps(net: SpikingNetwork, x: torch.Tensor, y: torch.Tensor, ti
             stop = min(start + batch_size, len(x))
             steps = t_max if start < long_images else t_short
             result = net(x[start:stop], steps, fanouts=fanouts)
-            hits = result.predictions_per_step() == y[start:stop]
-            per_image[:steps, start:stop] = hits
+            classes = result.predictions_per_step()
+            if classes.numel() and int(classes.max()) > torch.iinfo(torch.int8).max:  # int8 would wrap silently
+                raise ModelError(f"evaluate_timesteps: class {int(classes.max())} does not fit the int8 predictions (at most 128 classes)")
+            hits = classes == y[start:stop]
+            predicted[:steps, start:stop] = classes.to(torch.int8)
             correct[:steps] += hits.sum(1).double()
             counted[:steps] += stop - start
             for k in range(n_spiking):
@@ -389,13 +422,17 @@ def evaluate_timesteps(net: SpikingNetwork, x: torch.Tensor, y: torch.Tensor, ti
         accuracy={t: float(correct[t - 1] / counted[t - 1]) for t in evaluated},
         images={t: int(counted[t - 1]) for t in evaluated},
         metrics=metrics,
-        correct=per_image,
+        predicted=predicted,
+        labels=y.clone(),
+        indices=None if indices is None else torch.as_tensor(indices).clone(),
     )
 
 
 def subset_evaluation(evaluation: TimestepEvaluation, images: int, max_timesteps: int | None = None) -> TimestepEvaluation:
     """The accuracy part of `evaluation` restricted to its first `images` images and T <= max_timesteps
-    (op counts stay those of the whole run)."""
+    (op counts stay those of the whole run; the predictions those of the first images)."""
     accuracy = {t: a for t, a in evaluation.subset_accuracy(images).items() if max_timesteps is None or t <= max_timesteps}
     return TimestepEvaluation(timesteps=list(accuracy), accuracy=accuracy, images={t: images for t in accuracy},
-                              metrics={t: evaluation.metrics[t] for t in accuracy}, correct=evaluation.correct[:, :images])
+                              metrics={t: evaluation.metrics[t] for t in accuracy}, predicted=evaluation.predicted[:, :images],
+                              labels=evaluation.labels[:images],
+                              indices=None if evaluation.indices is None else evaluation.indices[:images])

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 PARAMS = Path("params.yaml")
+PREDICTIONS_DIR = Path("reports/predictions")  # <name>/<row>.npz: each result row's class per test image (results/<name>.json)
 RUNS_DIR = Path("reports/runs")    # reports/runs/<stage>.json: the MLflow run that produced a stage's outputs
 METRICS_DIR = Path("metrics")      # metrics/<results name>.json: headline numbers (DVC metrics), written with the rows
 
@@ -70,6 +71,8 @@ ANN_HW_RESULTS = Path("results/hardware_ann.json")
 ANN_HW_REPORT = Path("reports/hardware_ann.json")
 
 # the published page
+SEEDS_RESULTS = Path("results/seeds.json")      # the trained stages' rows for every extra seed (stage seeds)
+
 LEADERBOARD_MD = Path("leaderboard/LEADERBOARD.md")
 LEADERBOARD_CSV = Path("leaderboard/leaderboard.csv")
 LEADERBOARD_PLOTS = Path("leaderboard/plots")  # PNGs, and their data as CSV for `dvc plots`

@@ -18,11 +18,16 @@ import pandas as pd
 
 from spikebench.errors import SpikebenchError
 from spikebench.io import atomic_write_json
+from spikebench.paths import PREDICTIONS_DIR
+from spikebench.predictions import Predictions, row_file_name
 
 METHODS = ("ann", "conversion", "rmp", "stdp", "st_pruning", "attention_pruning", "hardware")
 LIBRARIES = ("spikebench", "snntorch", "norse", "spikingjelly", "brian2", "sklearn", "rtl", "gate", "torch")
 VERSIONED_PACKAGES = ("torch", "numpy", "snntorch", "norse", "spikingjelly", "brian2", "scikit-learn", "spikebench")
 
+
+# the `extra` keys that name a row's configuration (file names of its predictions, the leaderboard's config column)
+CONFIG_KEYS = ("config", "step", "reset", "percentile", "threshold_scale", "mode", "density", "attention", "bits", "pooling", "control")
 
 ENERGY_MODEL = "op_45nm"  # what `energy_per_image_j` means in every row: spikebench.energy's op model
 
@@ -67,9 +72,12 @@ class ResultRow:
     hw_cycles_per_image: float | None = None
     hw_clock_mhz: float | None = None            # the nominal clock hw_* latencies are given at (hardware.clock_mhz)
     stage: str = ""                              # the DVC stage that wrote the row; its MLflow run is in reports/runs/<stage>.json
+    predictions_file: str = ""                   # reports/predictions/<results name>/<row>.npz (spikebench.predictions)
     git_commit: str = ""
     library_versions: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    # in memory only: the class predicted for each evaluated test image; write_rows saves it as `predictions_file`
+    predictions: Predictions | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -80,6 +88,9 @@ class ResultRow:
             raise SpikebenchError(f"result row: accuracy {self.accuracy} outside [0, 1]")
         if self.test_images < 1:
             raise SpikebenchError(f"result row: test_images must be >= 1, got {self.test_images}")
+        if self.predictions is not None and len(self.predictions) != self.test_images:
+            raise SpikebenchError(f"result row {self.method}/{self.library}: {len(self.predictions):,} predictions for "
+                                  f"test_images={self.test_images:,}")
         if self.mappable and not self.model_path:
             raise SpikebenchError("result row: a mappable row needs its model_path")
         if not self.git_commit:
@@ -110,6 +121,8 @@ class RowContext:
     def row(self, method: str, library: str, arch: str, *, timesteps: int, accuracy: float, test_images: int,
             ann_accuracy: float | None, ops: Any = None, params: tuple[int, int], weight_bits: int, **fields: Any) -> ResultRow:
         """One row; `ops` is a `SpikingMetrics`-like object (spikes, synops, macs, energy_j) or None for MAC-only rows.
+
+        Pass `predictions=` (a `Predictions` of the `test_images` evaluated) with every measured accuracy.
 
         `fields` are the remaining typed fields (headline, mappable, model_path, macs_per_image for
         ANN rows, extra, ...).
@@ -159,9 +172,50 @@ def library_versions() -> dict[str, str]:
     return found
 
 
+def row_dict(row: ResultRow) -> dict[str, Any]:
+    """The row as stored in results/*.json (the in-memory predictions are in their own file)."""
+    return {f.name: getattr(row, f.name) for f in dataclasses.fields(row) if f.name != "predictions"}
+
+
+def predictions_dir(results_path: str | Path) -> Path:
+    """reports/predictions/<name>/ beside the repository's results/<name>.json."""
+    results_path = Path(results_path)
+    return results_path.parent.parent / PREDICTIONS_DIR / results_path.stem
+
+
+def row_name(row: ResultRow) -> str:
+    """What tells a row apart from the others of its stage, as a file name."""
+    config = [f"{k}={row.extra[k]}" for k in CONFIG_KEYS if k in row.extra]
+    return row_file_name(row.method, row.library, row.arch, *config, f"T{row.timesteps}", f"seed{row.seed}")
+
+
+def write_predictions(results_path: str | Path, rows: list[ResultRow]) -> None:
+    """Save each row's in-memory predictions as reports/predictions/<name>/<row>.npz and record the file in the row;
+    files of earlier runs that no row names any more are removed."""
+    directory, written = predictions_dir(results_path), set()
+    directory.mkdir(parents=True, exist_ok=True)
+    for row in rows:
+        if row.predictions is None:
+            continue
+        name, suffix = row_name(row), 1
+        while f"{name}.npz" in written:  # two rows that differ only outside the config keys
+            suffix += 1
+            name = f"{row_name(row)}-{suffix}"
+        row.predictions.save(directory / f"{name}.npz", row.split_hash)
+        row.predictions_file = str(directory / f"{name}.npz")
+        written.add(f"{name}.npz")
+    for stale in directory.glob("*.npz"):
+        if stale.name not in written:
+            stale.unlink()
+    # the folder is never empty (git keeps no empty folder, and DVC tracks it as an output)
+    atomic_write_json(directory / "index.json", {"results": Path(results_path).name, "files": sorted(written)})
+
+
 def write_rows(path: str | Path, rows: list[ResultRow]) -> None:
-    """The rows to `path` (results/<name>.json) and their headline numbers to metrics/<name>.json (DVC metrics)."""
-    atomic_write_json(path, {"rows": [dataclasses.asdict(r) for r in rows]})
+    """The rows to `path` (results/<name>.json), their predictions to reports/predictions/<name>/ and their
+    headline numbers to metrics/<name>.json (DVC metrics)."""
+    write_predictions(path, rows)
+    atomic_write_json(path, {"rows": [row_dict(r) for r in rows]})
     atomic_write_json(metrics_path(path), headline_metrics(rows))
 
 
@@ -233,8 +287,8 @@ def load_reference(path: str | Path, dataset: str, split_hash: str) -> Reference
 
 def rows_frame(paths: list[str | Path]) -> pd.DataFrame:
     """All rows of the given results files as one DataFrame."""
-    frames = [pd.DataFrame([dataclasses.asdict(r) for r in read_rows(p)]) for p in paths]
+    frames = [pd.DataFrame([{**row_dict(r), "results_file": str(p)} for r in read_rows(p)]) for p in paths]
     frames = [f for f in frames if not f.empty]
     if not frames:
-        return pd.DataFrame(columns=[f.name for f in dataclasses.fields(ResultRow)])
+        return pd.DataFrame(columns=[*(f.name for f in dataclasses.fields(ResultRow) if f.name != "predictions"), "results_file"])
     return pd.concat(frames, ignore_index=True)

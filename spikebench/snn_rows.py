@@ -2,7 +2,8 @@
 
 One `TimestepEvaluation` (a single simulation read at T = 1, 2, 4, ...) gives one row per
 evaluated T, built through `RowContext.row`: the accuracy over the images that reached T
-(`test_images`), the ANN's accuracy on the same images, the op counts and energy at T.
+(`test_images`), the per-image predictions it is computed from (by test-split position), the
+ANN's accuracy on the same images, the op counts and energy at T.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def snn_rows(context: RowContext, method: str, net: SpikingNetwork, evaluation: 
     """One row per evaluated T; `ann_accuracy[n]` is the ANN on the first n images (those the row is over).
 
     The row at `exported_timesteps` is the mappable one pointing at `model_path` (the saved network).
+    Each row carries `evaluation.predictions_at(T)`: the images that reached T, as in its accuracy.
     """
     params = count_params(net)
     rows = []
@@ -49,6 +51,7 @@ def snn_rows(context: RowContext, method: str, net: SpikingNetwork, evaluation: 
             method, "spikebench", arch, timesteps=t, accuracy=evaluation.accuracy[t], test_images=images,
             ann_accuracy=ann_accuracy[images], ops=metrics, params=params, weight_bits=32, headline=t in headline,
             mappable=exported, model_path=str(model_path) if exported else "", extra={**extra, **metrics.as_extra()},
+            predictions=evaluation.predictions_at(t),
         ))
     return rows
 

@@ -55,10 +55,12 @@ class SnnEpochStats:
 
 @dataclass
 class SnnMeasurement:
-    """Accuracy and per-image op counts of an SNN at T on one image set."""
+    """Accuracy and per-image op counts of an SNN at T on one image set, and the class it predicted
+    for each of those images (what a result row's predictions file holds)."""
 
     accuracy: float
     metrics: SnnMetrics
+    predictions: torch.Tensor  # (images,) predicted class, in the order of the measured images
 
     @property
     def energy_j(self) -> float:
@@ -93,18 +95,22 @@ def evaluate_snn(net: SpikingNetwork, data: tuple[torch.Tensor, torch.Tensor], t
     return _count_correct(net, data, timesteps, batch_size, device) / max(1, len(data[0]))
 
 
+def predict_snn(net: SpikingNetwork, x: torch.Tensor, timesteps: int, batch_size: int = 500, device: str = "cpu") -> torch.Tensor:
+    """The class `net` predicts for each image of `x` after `timesteps` steps (on the CPU, in the order of `x`)."""
+    was_training = net.training
+    net.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            out.append(net(x[start : start + batch_size].to(device), timesteps).predictions().cpu())
+    net.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
+
+
 def _count_correct(net: SpikingNetwork, data: tuple[torch.Tensor, torch.Tensor], timesteps: int, batch_size: int,
                    device: str) -> int:
     x, y = data
-    was_training = net.training
-    net.eval()
-    correct = 0
-    with torch.no_grad():
-        for start in range(0, len(x), batch_size):
-            result = net(x[start : start + batch_size].to(device), timesteps)
-            correct += int((result.predictions().cpu() == y[start : start + batch_size]).sum())
-    net.train(was_training)
-    return correct
+    return int((predict_snn(net, x, timesteps, batch_size, device) == y).sum())
 
 
 def _validate(net: SpikingNetwork, data: tuple[torch.Tensor, torch.Tensor], timesteps: int, device: str) -> float:
@@ -119,14 +125,16 @@ def _validate(net: SpikingNetwork, data: tuple[torch.Tensor, torch.Tensor], time
 
 def measure_snn(net: SpikingNetwork, data: tuple[torch.Tensor, torch.Tensor], timesteps: int, input_shape: tuple[int, ...],
                 batch_size: int = 500, progress: str | None = None) -> SnnMeasurement:
-    """Accuracy, spikes, synaptic operations and energy per image at T (45 nm op model)."""
+    """Accuracy, spikes, synaptic operations and energy per image at T (45 nm op model), and the
+    predicted class of every image."""
     x, y = data
     net = net.cpu().eval()
     fanouts = fanout_maps(net, input_shape)
     result = simulate(net, x, timesteps, batch_size, fanouts=fanouts, progress=progress)
-    accuracy = float((result.predictions() == y).float().mean())
+    predictions = result.predictions()
+    accuracy = float((predictions == y).float().mean())
     metrics = snn_metrics_per_step(net, input_shape, result.spikes_per_step, result.synops_per_step, len(x))[timesteps - 1]
-    return SnnMeasurement(accuracy, metrics)
+    return SnnMeasurement(accuracy, metrics, predictions)
 
 
 def train_snn(

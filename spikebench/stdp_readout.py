@@ -11,7 +11,7 @@ fan-out synaptic operations (ACs).
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -44,7 +44,13 @@ def fit_svm(train: torch.Tensor, labels: torch.Tensor, c: float):
 
 
 def svm_accuracy(model, features: torch.Tensor, labels: torch.Tensor) -> float:
-    return float((model.predict(features.numpy().astype(np.float64)) == labels.numpy()).mean())
+    return svm_scored_predictions(model, features, labels)[0]
+
+
+def svm_scored_predictions(model, features: torch.Tensor, labels: torch.Tensor) -> tuple[float, np.ndarray]:
+    """(accuracy, predicted class per image): a readout row's accuracy with the predictions it is computed from."""
+    predicted = np.asarray(model.predict(features.numpy().astype(np.float64)))
+    return float((predicted == labels.numpy()).mean()), predicted
 
 
 def config_name(network: str, grid: int) -> str:
@@ -69,6 +75,7 @@ class Readout:
     features: int
     ops: OpCounts
     params: int  # conv weights + SVM weights and biases
+    predictions: np.ndarray = field(repr=False, compare=False)  # predicted class of each test image, in split order
 
     @property
     def label(self) -> str:
@@ -98,6 +105,7 @@ def evaluate_readouts(name: str, net: STDPNetwork, setup: ReadoutSetup, train: t
         svm = fit_svm(train_features[grid], train[1], setup.svm_c)
         n_features = train_features[grid].shape[1]
         ops = OpCounts(spikes, synops, dog_macs + n_features * num_classes)
-        readouts.append(Readout(name, grid, svm_accuracy(svm, test_features[grid], test[1]), n_features, ops,
-                                net.parameter_count() + (n_features + 1) * num_classes))
+        scored, predicted = svm_scored_predictions(svm, test_features[grid], test[1])
+        readouts.append(Readout(name, grid, scored, n_features, ops, net.parameter_count() + (n_features + 1) * num_classes,
+                                predicted))
     return readouts, counts, detail

@@ -260,9 +260,10 @@ def stage_run(
 
     _connect()
     started = time.perf_counter()
-    handle = StageRun(mlflow.start_run(run_name=stage), stage)
+    parent = os.environ.get("SPIKEBENCH_PARENT_STAGE", "")  # a stage run again by another (the `seeds` stage)
+    handle = StageRun(mlflow.start_run(run_name=f"{stage} ({parent})" if parent else stage), stage)
     handle.set_tags({"method": method, "library": library, "dataset": dataset, "split_hash": split_hash,
-                     "git_commit": git_commit(), "dvc_stage": stage})
+                     "git_commit": git_commit(), "dvc_stage": stage, **({"parent_stage": parent} if parent else {})})
     if params is not None:
         handle.log_params(params)
     _log_split(dataset, split_hash)

@@ -102,8 +102,16 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000, device: s
 
 def accuracy(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor], device: str | torch.device = "cpu") -> float:
     """Fraction of (images, labels) that `model` classifies correctly."""
+    return scored_predictions(model, data, device)[0]
+
+
+def scored_predictions(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor],
+                       device: str | torch.device = "cpu") -> tuple[float, torch.Tensor]:
+    """(accuracy, predicted class per image) on (images, labels): a result row's accuracy together with
+    the per-image predictions it is computed from (`spikebench.predictions`)."""
     x, y = data
-    return float((predict(model, x, device=device) == y).float().mean())
+    predicted = predict(model, x, device=device)
+    return float((predicted == y).float().mean()), predicted
 
 
 def epoch_size(images: int, train_subset: int = 0) -> int:

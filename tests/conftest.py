@@ -62,7 +62,9 @@ def smoke_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("repo")
     copy_repository(work)
     params = (work / "params.yaml").read_text()
-    (work / "params.yaml").write_text(params.replace("\nprofile: default", "\nprofile: smoke", 1))
+    params = params.replace("\nprofile: default", "\nprofile: smoke", 1).replace("\nseeds: [0]", "\nseeds: [0, 1]", 1)
+    assert "seeds: [0, 1]" in params  # the seeds path runs with two seeds
+    (work / "params.yaml").write_text(params)
     store = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
     env = {
         **os.environ,

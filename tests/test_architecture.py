@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("spikebench", "baselines", "methods", "hardware", "leaderboard")
-UPPER = ("baselines", "methods", "hardware", "leaderboard", "benchmarks")
+PACKAGES = ("spikebench", "baselines", "methods", "hardware", "leaderboard", "experiments")
+UPPER = ("baselines", "methods", "hardware", "leaderboard", "experiments", "benchmarks")
 MAX_FUNCTION_LINES = 80
 
 

@@ -30,7 +30,10 @@ def test_every_stage_logged_one_finished_run(smoke_run):
     runs = mlflow.search_runs(experiment_names=[EXPERIMENT])
     if "tags.mlflow.parentRunId" in runs:  # nested runs (sweep steps) belong to their stage's run
         runs = runs[runs["tags.mlflow.parentRunId"].isna()]
+    seed_runs = runs[runs["tags.parent_stage"] == "seeds"]  # the trained stages again, for seed 1 (stage `seeds`)
+    runs = runs[runs["tags.parent_stage"] != "seeds"]
     assert sorted(runs["tags.dvc_stage"]) == sorted(stages)
+    assert sorted(seed_runs["tags.dvc_stage"]) == sorted(["baseline", "st_pruning", "attention_pruning", "stdp"])
     assert set(runs.status) == {"FINISHED"}
     # publish spans datasets; synth maps the core, which does not depend on any dataset
     data_stages = runs[~runs["tags.dvc_stage"].isin(["publish", "synth"])]
@@ -50,6 +53,23 @@ def test_leaderboard_lists_every_method_on_digits(smoke_run):
     ann = frame[frame.method == "ann"].iloc[0]
     assert ann.accuracy > 0.8 and ann.macs_per_image > 0 and ann.energy_per_image_j > 0
     assert (work / "leaderboard" / "plots" / "accuracy_vs_energy.png").exists()
+
+
+def test_seeds_are_trained_again_and_pooled_in_the_leaderboard(smoke_run):
+    work, _, _ = smoke_run
+    main = rows_frame([work / "results" / "baseline.json"])
+    seeds = rows_frame([work / "results" / "seeds.json"])
+    assert set(main.seed) == {0} and set(seeds.seed) == {1}
+    assert set(seeds.method) == {"ann", "st_pruning", "attention_pruning", "stdp"}
+    seed1_ann = work / "build" / "seeds" / "seed1" / "models" / "ann.pt"
+    assert seed1_ann.read_bytes() != (work / "models" / "ann.pt").read_bytes()  # another seed trains other weights
+    ann_seed1 = seeds[seeds.method == "ann"].iloc[0]
+    assert (work / ann_seed1.predictions_file).exists() and ann_seed1.split_hash == main.split_hash.iloc[0]  # the same split
+    text = (work / "leaderboard" / "LEADERBOARD.md").read_text()
+    table = text.split("## digits")[1].split("### digits: detail")[0]
+    assert "(2 seeds)" in next(line for line in table.splitlines() if line.startswith("| ann"))
+    for method in ("st_pruning", "attention_pruning", "stdp"):
+        assert "(2 seeds)" in next(line for line in table.splitlines() if line.startswith(f"| {method}"))
 
 
 def test_second_repro_is_a_no_op(smoke_run):

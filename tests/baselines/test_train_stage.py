@@ -14,7 +14,9 @@ import torch
 
 from baselines.models import ArchConfig, build_model
 from spikebench.data import load_prepared
+from spikebench.results import read_rows
 from spikebench.training import fit, seed_everything
+from tests.predictions_check import assert_rows_match_their_predictions
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -110,9 +112,14 @@ def test_stage_is_deterministic_and_torchrun_matches_one_process(smoke_workdir):
     assert first[0]["test_images"] == len(load_prepared(smoke_workdir / "data" / "prepared").test[1])
     assert first[0]["headline"] is True and first[0]["energy_model"] == "op_45nm" and first[0]["timesteps"] == 0
     assert first[0]["energy_per_image_j"] == pytest.approx(4.6e-12 * first[0]["macs_per_image"])
+    # the ANN's class for every test image: the reference every other row is paired with
+    labels = load_prepared(smoke_workdir / "data" / "prepared").test[1]
+    assert_rows_match_their_predictions(smoke_workdir, read_rows(smoke_workdir / "results" / "baseline.json"), labels)
+    first_predictions = (smoke_workdir / first[0]["predictions_file"]).read_bytes()
     run_module("baselines.baseline", smoke_workdir)
     assert stable_rows(smoke_workdir / "results" / "baseline.json") == first
     assert (smoke_workdir / "models" / "ann.pt").read_bytes() == first_model
+    assert (smoke_workdir / first[0]["predictions_file"]).read_bytes() == first_predictions  # DVC sees an unchanged output
 
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     run_module("baselines.baseline", smoke_workdir, torchrun, "--standalone", "--nproc_per_node", "2")

@@ -12,6 +12,7 @@ from hardware.config import Constraints, SramTiming
 from hardware.power_model import gate_power, load_library, opensta_power, read_activity
 from hardware.synthesis.flow import CELL_MODELS, LIBERTY, write_sram_liberty
 from spikebench.errors import SpikebenchError
+from spikebench.predictions import Predictions
 
 PERIOD_NS = 10.0
 TOGGLES = 200                 # input transitions, one per 10 ns clock period
@@ -171,7 +172,9 @@ def hand_made_row(inverter_run, tmp_path) -> tuple:
               "macs": np.array([64.0, 60.0, 68.0, 64.0])}
     gate = {"images": 1, "runs": [{"cycles": 150}], "timesteps": 2, "model_timesteps": 8, "mismatches": 0}
     synth = {"clock_mhz": constraints.clock_mhz, "max_clock_mhz": 120.0, "area_mm2": 0.5, "cells": 1, "flops": 0}
-    row, report = hardware_row(Measurements(rtl, images, gate, synth, activity), power, memories, 1.0, context)
+    golden = Predictions.of(np.arange(360) % 10)
+    row, report = hardware_row(Measurements(rtl, images, gate, synth, activity), power, memories, 1.0, context, golden)
+    assert row.test_images == 360 and row.predictions is golden and row.headline  # the golden model on the whole split
     return row, report, power, memories
 
 
@@ -223,7 +226,7 @@ def test_energy_per_inference_by_term_bracket_energy_per_sop_and_45nm(inverter_r
     assert sum(p["logic_j"] for p in phases.values()) == pytest.approx(cells + dynamic * cycles)
     assert phases["events"]["memory_j"] == pytest.approx(450 * vmem_read) and phases["fire"]["memory_j"] == pytest.approx(50 * vmem_read)
     assert row.extra["images_per_s"] == pytest.approx(clock_hz / 1000.0)
-    assert (row.accuracy, row.test_images) == (0.93, 360) and row.extra["activity_scaled"] and row.headline is False
+    assert (row.accuracy, row.test_images) == (0.93, 360) and row.extra["activity_scaled"] and row.headline is True
     assert not {"node", "clock_mhz", "leaderboard", "model_path", "cycles_per_image", "sram_pj_per_bit"} & set(row.extra)
     write_rows(tmp_path / "hw.json", [row])
     table = hardware_table(rows_frame([tmp_path / "hw.json"]), yaml.safe_load(paths.PRIOR_ART.read_text()))

@@ -31,7 +31,7 @@ def test_rtl_row_carries_counters_cycles_and_the_synthesis_clock(tmp_path):
     runs = [CoreRun(golden.potentials[i].tolist(), cycles=1000 * (i + 1), sops=int(golden.sops[i]), macs=int(golden.macs[i]),
                     spikes=int(golden.spikes[i].sum()), phase_cycles={"events": 600 * (i + 1), "fire": 400 * (i + 1)},
                     layer_cycles=[500 * (i + 1)] * 2 + [0, 0]) for i in range(3)]
-    check = GoldenCheck(accuracy=0.5, test_images=360, head=golden, count=3)
+    check = GoldenCheck(accuracy=0.5, test_images=360, predictions=np.zeros(360, dtype=np.int64), head=golden, count=3)
     selected = {"model_path": str(model), "arch": "mlp", "method": "conversion", "accuracy": 0.6, "ann_accuracy": 0.9}
     row = rtl_row(RowContext("digits", "abc", 0), RtlRuns.of(runs), check, labels, layout, net, selected, CLOCK_MHZ)
 
@@ -43,7 +43,8 @@ def test_rtl_row_carries_counters_cycles_and_the_synthesis_clock(tmp_path):
     assert row.synops_per_image == pytest.approx(golden.sops.mean())
     assert row.energy_per_image_j == pytest.approx(energy_joules(golden.macs.mean(), golden.sops.mean()))  # 45 nm op model
     assert (row.params, row.nonzero_params) == count_params(load_snn(model)[0])
-    assert row.model_path == str(model) and not row.mappable and row.headline
+    assert row.model_path == str(model) and not row.mappable and not row.headline  # the gate row is the hardware headline
+    assert list(row.predictions.classes) == [int(p) for p in golden.predictions]  # the RTL's classes (= golden here)
     assert row.extra["golden_test_images"] == 360 and row.extra["quantisation_cost_pp"] == pytest.approx(10.0)
     bound = 2 * (golden.sops + golden.macs) / TEST_CONFIG.lanes + cycle_overhead(layout, net.timesteps)
     assert row.extra["cycle_bound_ratio_max"] == pytest.approx(float((np.array([1000.0, 2000.0, 3000.0]) / bound).max()))

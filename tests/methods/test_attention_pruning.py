@@ -17,6 +17,7 @@ from spikebench.params import load_section
 from spikebench.results import read_rows
 from spikebench.snn_training import evaluate_snn
 from spikebench.spiking import load_snn
+from tests.predictions_check import assert_rows_match_their_predictions
 
 REPO = Path(__file__).resolve().parents[2]
 # the smoke profile, trimmed further so the whole stage runs in seconds
@@ -67,6 +68,8 @@ def test_rows_per_mode_density_and_timesteps(stage, digits_data):
     # the headline rows: each mode's guided SNN at the final T, and the same SNN in snntorch
     assert [r.headline for r in rows] == [False, False, True, False, False, True, False, False, False, True]
     assert all(r.test_images == len(digits_data.test[1]) for r in rows)  # test_images: 0 = the whole test split
+    # sparse ANNs, SNNs, the ablation and the snntorch re-run: each saved its class for every test image
+    assert_rows_match_their_predictions(stage[0], rows, digits_data.test[1])
     for row in rows:
         if row.extra["step"] == "snn":
             assert row.spikes_per_image > 0 and row.synops_per_image > row.spikes_per_image and row.energy_per_image_j > 0

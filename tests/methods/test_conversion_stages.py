@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -14,6 +15,7 @@ from spikebench.data import load_dataset, load_prepared, make_splits, write_prep
 from spikebench.io import save_checkpoint
 from spikebench.results import read_rows
 from spikebench.spiking import load_snn
+from tests.predictions_check import assert_rows_match_their_predictions
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -68,13 +70,27 @@ def test_conversion_rmp_parity_stages(stage_dir, monkeypatch):
     net, meta = load_snn(stage_dir / "models/conversion_snn.pt")
     assert meta["timesteps"] == 16 and meta["reset"] == "subtract" and meta["input_shape"] == [1, 8, 8] and meta["num_classes"] == 10
     assert (stage_dir / "reports/conversion_accuracy_vs_T.png").stat().st_size > 0
+    labels = digits_test(stage_dir)
+    assert_rows_match_their_predictions(stage_dir, rows, labels)
+    # the main configuration runs every test image to T_max (long_images 0 = all); the sweep's images are its first
+    main_images = np.load(stage_dir / main[16].predictions_file)["indices"]
+    assert sorted(main_images) == list(range(len(labels)))
+    sweep_images = np.load(stage_dir / sweep_rows[0].predictions_file)["indices"]
+    assert np.array_equal(main_images[:60], sweep_images)
 
     run_stage(monkeypatch, stage_dir, rmp)
     rmp_rows = read_rows(stage_dir / "results/rmp.json")
     assert {r.extra["threshold_scale"] for r in rmp_rows} == {1.0, 0.8, 0.6}
     assert [(r.extra["threshold_scale"], r.timesteps) for r in rmp_rows if r.mappable] == [(0.8, 16)]
     assert all(r.model_path == "models/rmp_snn.pt" for r in rmp_rows if r.mappable)
-    assert {r.test_images for r in rmp_rows} == {60}
+    # the main scale over the whole test split, the other scales on the fixed subset
+    assert {r.test_images for r in rmp_rows if r.extra["threshold_scale"] == 0.8} == {len(labels)}
+    assert {r.test_images for r in rmp_rows if r.extra["threshold_scale"] != 0.8} == {60}
+    assert_rows_match_their_predictions(stage_dir, rmp_rows, labels)
+    rmp_main = np.load(stage_dir / next(r for r in rmp_rows if r.mappable).predictions_file)["indices"]
+    rmp_subset = np.load(stage_dir / next(r for r in rmp_rows if r.extra["threshold_scale"] == 1.0).predictions_file)["indices"]
+    assert sorted(rmp_main) == list(range(len(labels))) and np.array_equal(rmp_main[:60], rmp_subset)  # the subset first
+    assert np.array_equal(np.sort(rmp_subset), np.sort(sweep_images))  # conversion sweep and rmp subset share their images
     latency = json.loads((stage_dir / "reports/rmp_latency.json").read_text())
     assert latency["images"] == 60 and latency["headline"] == "hard_reset_unscaled"
     assert {"hard_reset_unscaled", "hard_reset_same_thresholds", "percentile_conversion"} <= set(latency["baselines"])
@@ -97,6 +113,7 @@ def test_conversion_rmp_parity_stages(stage_dir, monkeypatch):
     assert {r.timesteps for r in parity_rows if r.headline} == {16}
     assert {r.test_images for r in parity_rows if r.library == "norse"} == {30}
     assert {r.test_images for r in parity_rows if r.library != "norse"} == {60}
+    assert_rows_match_their_predictions(stage_dir, parity_rows, labels)
 
 
 def test_conversion_stage_without_a_baseline_fails_in_one_line(stage_dir, tmp_path, monkeypatch, capsys):

@@ -18,6 +18,7 @@ from spikebench.params import load_section
 from spikebench.results import read_rows
 from spikebench.snn_training import evaluate_snn
 from spikebench.spiking import load_snn
+from tests.predictions_check import assert_rows_match_their_predictions
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,6 +48,8 @@ def test_every_step_writes_its_rows(stage_run, digits_data):
     # headline rows: the float SNN at the final T and the exported quantised one
     assert [r.headline for r in rows] == [False, False, False, False, True, False, True]
     assert all(r.test_images == len(digits_data.test[1]) for r in rows)  # every accuracy is over the whole test split
+    # every row (slim ANN, converted, temporal, quantised) saved the class it predicted for every test image
+    assert_rows_match_their_predictions(stage_run[0], rows, digits_data.test[1])
     # resumable states exist only until the stage succeeds: a rerun after a code change must train afresh
     assert not list((stage_run[0] / "checkpoints").glob("st_pruning-*"))
 

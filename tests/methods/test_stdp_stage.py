@@ -12,6 +12,7 @@ from spikebench.errors import ParamsError
 from spikebench.params import load_section
 from spikebench.results import read_rows
 from spikebench.stdp_learning import SilentLayerWarning
+from tests.predictions_check import assert_rows_match_their_predictions
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,6 +55,8 @@ def test_stage_rows_control_and_plots(smoke_run):
     assert headline.energy_per_image_j == pytest.approx(4.6e-12 * headline.macs_per_image + 0.9e-12 * headline.synops_per_image)
     assert set(headline.extra["spikes_per_layer"]) == {"input", "conv1", "pool1"}
     assert headline.extra["train_images"] == [300, 300] and len(headline.extra["convergence"]) == 2
+    # every SVM readout (the random control too) saved its class for every test image
+    assert_rows_match_their_predictions(smoke_run, rows, load_prepared(smoke_run / "data/prepared").test[1])
     for name in ("convergence", "conv1_kernels", "accuracy"):
         assert (smoke_run / f"reports/stdp_{name}.png").stat().st_size > 1000
 

@@ -16,6 +16,7 @@ from spikebench.results import Reference, RowContext
 from spikebench.snn_training import measure_snn, trainable
 from spikebench.sparse_masks import irregular_masks, synaptic_layers
 from spikebench.tracking import StageRun
+from spikebench.training import scored_predictions
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +40,26 @@ def test_snn_row_fills_the_typed_fields_and_compares_with_the_ann(snn, digits_da
     assert row.accuracy == measured.accuracy and row.energy_per_image_j == measured.energy_j
     assert row.extra["compression"] == 2.0 and row.extra["step"] == "temporal"  # shared details first, the row's own after
     assert row.extra["energy_ratio_vs_ann"] == round(1e-6 / measured.energy_j, 2)
+    # the row carries the classes its accuracy is computed from, by test-split position (default: the first images)
+    assert row.predictions is not None and list(row.predictions.indices) == list(range(100))
+    assert float(row.predictions.correct(digits_data.test[1].numpy()).mean()) == pytest.approx(row.accuracy, abs=1e-6)
+
+
+def test_rows_map_their_predictions_to_the_test_split_positions(snn, digits_data):
+    index = torch.arange(len(digits_data.test[1])).flip(0)[:100]  # 100 images, not the split's first
+    measured = measure_snn(snn, (digits_data.test[0][index], digits_data.test[1][index]), 4, digits_data.input_shape)
+    row = _rows(digits_data, test_index=index).snn(snn, measured, 4)
+    assert list(row.predictions.indices) == index.tolist()
+    assert float(row.predictions.correct(digits_data.test[1].numpy()).mean()) == pytest.approx(row.accuracy, abs=1e-6)
 
 
 def test_ann_row_is_never_a_headline_and_prices_its_macs(digits_cnn, digits_data):
     macs = float(MacCounter(digits_cnn).count(digits_data.input_shape))
-    row = _rows(digits_data).ann(digits_cnn, 0.9, macs, extra={"step": "spatial"})
+    accuracy, predicted = scored_predictions(digits_cnn, (digits_data.test[0][:100], digits_data.test[1][:100]))
+    row = _rows(digits_data).ann(digits_cnn, accuracy, macs, predictions=predicted, extra={"step": "spatial"})
     assert row.library == "torch" and row.timesteps == 0 and not row.headline and row.macs_per_image == macs
     assert row.energy_per_image_j == pytest.approx(macs * 4.6e-12)
+    assert float(row.predictions.correct(digits_data.test[1].numpy()).mean()) == pytest.approx(row.accuracy, abs=1e-6)
 
 
 def test_fixed_mask_hooks_keep_pruned_weights_zero_and_the_readout_without_leak(snn):

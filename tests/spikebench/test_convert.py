@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from spikebench.convert import activation_scales, convert, evaluate_timesteps, fixed_subset, parse_ann, powers_of_two
+from spikebench.convert import (
+    NOT_RUN,
+    activation_scales,
+    convert,
+    evaluate_timesteps,
+    fixed_subset,
+    parse_ann,
+    powers_of_two,
+    subset_evaluation,
+)
 from spikebench.errors import DatasetError, ModelError
 
 
@@ -54,6 +64,35 @@ def test_every_step_accuracy_uses_only_images_that_ran_all_steps(digits_cnn, dig
     partly_long = evaluate_timesteps(net, x, y, [8, 128], digits_data.input_shape, batch_size=10, long_images=10)
     all_long = evaluate_timesteps(net, x[:10], y[:10], [8, 128], digits_data.input_shape, batch_size=10)
     assert partly_long.every_step_accuracy() == all_long.every_step_accuracy()
+
+
+def test_predictions_at_each_t_are_over_the_images_that_reached_it_by_test_split_position(digits_cnn, digits_data):
+    x_test, y_test = digits_data.test
+    index = torch.randperm(len(x_test), generator=torch.Generator().manual_seed(1))[:40]  # a permuted subset, as the stages use
+    net = convert(digits_cnn, digits_data.calibration(100, 0), 99.9, "subtract")
+    evaluation = evaluate_timesteps(net, x_test[index], y_test[index], [8, 128], digits_data.input_shape, batch_size=10,
+                                    long_images=10, indices=index)
+    assert evaluation.predicted.dtype == torch.int8 and evaluation.predicted.shape == (128, 40)
+    assert (evaluation.predicted[8:, 10:] == NOT_RUN).all() and (evaluation.predicted[:8] >= 0).all()  # the rest stop at T=8
+    labels = y_test.numpy()
+    for t, images in ((8, 40), (128, 10)):
+        found = evaluation.predictions_at(t)
+        assert len(found) == images == evaluation.images[t]
+        assert np.array_equal(found.indices, index[:images].numpy())
+        assert float(found.correct(labels).mean()) == pytest.approx(evaluation.accuracy[t], abs=1e-12)
+    # the stored classes are the network's: the first 10 images run alone to T=128 predict the same
+    alone = net(x_test[index[:10]], 128).predictions()
+    assert np.array_equal(evaluation.predictions_at(128).classes, alone.numpy())
+    # a subset evaluation keeps the first images' predictions and positions; accuracy read from them is unchanged
+    first = subset_evaluation(evaluation, 10)
+    assert np.array_equal(first.predictions_at(8).indices, index[:10].numpy())
+    assert first.accuracy[8] == evaluation.subset_accuracy(10)[8] == pytest.approx(float(first.predictions_at(8).correct(labels).mean()))
+    assert first.every_step_accuracy() == evaluation.every_step_accuracy()
+    # without indices the images are the split's first, in order
+    plain = evaluate_timesteps(net, x_test[:20], y_test[:20], [4], digits_data.input_shape)
+    assert np.array_equal(plain.predictions_at(4).indices, np.arange(20))
+    with pytest.raises(DatasetError, match="3 test-split indices for 20 images"):
+        evaluate_timesteps(net, x_test[:20], y_test[:20], [4], digits_data.input_shape, indices=index[:3])
 
 
 def test_scales_grow_with_percentile(digits_cnn, digits_data):

@@ -15,7 +15,7 @@ from spikebench.errors import ParamsError
 from spikebench.params import PROFILES, constraint, load_section, read_params_file
 
 ROOT = Path(__file__).resolve().parents[2]
-TOP_LEVEL = ("profile", "seed", "device")
+TOP_LEVEL = ("profile", "seed", "seeds", "device")  # seeds: the training seeds (experiments/seeds.py reads it)
 COMMON = {"profile": "default", "seed": 0, "device": "auto"}
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from spikebench.errors import SpikebenchError
+from spikebench.predictions import Predictions, load_predictions
 from spikebench.results import ENERGY_MODEL, ResultRow, RowContext, git_commit, headline_metrics, read_rows, rows_frame, write_rows
 
 
@@ -102,3 +105,49 @@ def test_git_commit_ignores_the_pipelines_own_outputs(tmp_path, monkeypatch):
     assert not git_commit.__wrapped__().endswith("+dirty")  # the pipeline rewrote its outputs: still clean
     (tmp_path / "code.py").write_text("x = 2\n")
     assert git_commit.__wrapped__().endswith("+dirty")
+
+
+LABELS = np.arange(50) % 10  # a 50-image test split
+
+
+def _predicted(index: np.ndarray, wrong: int) -> Predictions:
+    """Predictions of the images `index`, the first `wrong` of them misclassified."""
+    classes = LABELS[index].copy()
+    classes[:wrong] = (classes[:wrong] + 1) % 10
+    return Predictions.of(classes, index)
+
+
+def test_write_rows_saves_one_predictions_file_per_row_that_reproduces_its_accuracy(tmp_path):
+    subset = np.array([49, 3, 17, 0, 28, 41, 5, 9, 33, 12])  # a permuted subset: positions, not the first images
+    rows = [make_row(test_images=10, accuracy=0.7, predictions=_predicted(subset, 3), extra={"config": "sweep"}),
+            make_row(test_images=50, accuracy=0.9, predictions=_predicted(np.arange(50), 5), extra={"config": "main"}),
+            make_row(test_images=50, accuracy=1.0, predictions=_predicted(np.arange(50), 0), extra={"config": "main"})]
+    path = tmp_path / "results" / "conversion.json"
+    write_rows(path, rows)
+    directory = tmp_path / "reports" / "predictions" / "conversion"
+    assert len(list(directory.glob("*.npz"))) == 3  # the two rows named alike get their own files
+    assert "predictions" not in json.loads(path.read_text())["rows"][0]  # in memory only: the file holds them
+    for row in read_rows(path):
+        assert Path(row.predictions_file).parent == directory
+        found = load_predictions(row.predictions_file, images=row.test_images, split_hash=row.split_hash, row_source=str(path))
+        assert float(found.correct(LABELS).mean()) == row.accuracy
+    assert list(load_predictions(read_rows(path)[0].predictions_file, images=10, split_hash="abc", row_source="x").indices) == list(subset)
+
+
+def test_write_rows_removes_the_predictions_of_rows_no_longer_written(tmp_path):
+    path = tmp_path / "results" / "stage.json"
+    write_rows(path, [make_row(test_images=50, accuracy=0.9, predictions=_predicted(np.arange(50), 5), timesteps=t) for t in (4, 8)])
+    kept = read_rows(path)[0].predictions_file
+    write_rows(path, [make_row(test_images=50, accuracy=0.9, predictions=_predicted(np.arange(50), 5), timesteps=4)])
+    assert [str(p) for p in (tmp_path / "reports" / "predictions" / "stage").glob("*.npz")] == [kept]
+
+
+def test_a_row_whose_predictions_cover_other_images_than_its_accuracy_is_refused(tmp_path):
+    with pytest.raises(SpikebenchError, match="49 predictions for test_images=50"):
+        make_row(test_images=50, predictions=_predicted(np.arange(49), 0))
+    write_rows(tmp_path / "results" / "s.json", [make_row(test_images=50, accuracy=1.0, predictions=_predicted(np.arange(50), 0))])
+    row = read_rows(tmp_path / "results" / "s.json")[0]
+    with pytest.raises(SpikebenchError, match="over 60 test images but its predictions file .* holds 50"):
+        load_predictions(row.predictions_file, images=60, split_hash=row.split_hash, row_source="results/s.json")
+    with pytest.raises(SpikebenchError, match="on split other but its predictions file .* on abc"):
+        load_predictions(row.predictions_file, images=50, split_hash="other", row_source="results/s.json")
