@@ -28,8 +28,8 @@ import yaml
 LEADERBOARD = Path("leaderboard") / "LEADERBOARD.md"
 HEADLINE = re.compile(r"^## (\S+) \(split [0-9a-f]+\)\s*$")  # `## <dataset> (split <hash>)`
 # the columns `spikebench leaderboard` shows by default (all with --all-columns), when present
-SHORT_COLUMNS = ("method", "library", "T", "accuracy", "test images", "Δ vs ANN (pp)", "SOPs/img",
-                 "energy/img (µJ, 45 nm)", "compression")
+# the short view's columns: a header is kept when it is one of these or starts with one and a space
+SHORT_COLUMNS = ("method", "library", "T", "accuracy", "Δ vs ANN", "p (McNemar)", "SOPs/img", "energy/img", "compression")
 LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 
 
@@ -117,7 +117,8 @@ def headline_tables(markdown: str) -> list[tuple[str, list[str], list[list[str]]
 
 
 def render_table(header: list[str], rows: list[list[str]], all_columns: bool) -> str:
-    keep = [i for i, name in enumerate(header) if all_columns or name in SHORT_COLUMNS] or list(range(len(header)))
+    short = [i for i, name in enumerate(header) if any(name == s or name.startswith(f"{s} ") for s in SHORT_COLUMNS)]
+    keep = (list(range(len(header))) if all_columns else short) or list(range(len(header)))
     table = [[header[i] for i in keep], *[[row[i] if i < len(row) else "" for i in keep] for row in rows]]
     widths = [max(len(r[c]) for r in table) for c in range(len(keep))]
     numeric = [all(re.match(r"^[-+]?[\d.,]+[%×]?$|^[–-]$|^all$", r[c]) for r in table[1:]) for c in range(len(keep))]
