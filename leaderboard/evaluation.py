@@ -120,9 +120,10 @@ def is_own_result(frame: pd.DataFrame) -> pd.Series:
 
 
 def seed_groups(frame: pd.DataFrame) -> pd.core.groupby.DataFrameGroupBy:
-    """Rows that measure one configuration at one T, over seeds. Rows of one seed that the config keys do not tell
-    apart stay separate configurations (`occurrence`), so a seed is never counted twice."""
-    keys = ["dataset", "method", "library", "arch", "config", "timesteps"]
+    """Rows that measure one configuration at one T, over seeds. The architecture is not part of the key: a
+    seed may prune to other widths (st_pruning). Rows of one seed that the config keys do not tell apart stay
+    separate configurations (`occurrence`, in the order the stage wrote them), so a seed is never counted twice."""
+    keys = ["dataset", "method", "library", "config", "timesteps"]
     frame = frame.assign(config=[config_key(r) for _, r in frame.iterrows()])
     frame = frame.assign(occurrence=frame.groupby([*keys, "seed"], sort=False).cumcount())
     return frame.groupby([*keys, "occurrence"], sort=False)
@@ -157,7 +158,7 @@ def headline_rows(pooled: pd.DataFrame, rule: str, gap: float) -> pd.DataFrame:
         raise SpikebenchError(f"params.yaml: leaderboard.headline.rule {rule!r} must be one of {', '.join(HEADLINE_RULES)}")
     chosen = []
     for _, group in pooled.groupby("dataset", sort=True):
-        whole = int(group[group.method == "ann"].images.max()) if (group.method == "ann").any() else int(group.images.max())
+        whole = int(group.test_images.max())  # the whole test split: the most images any row of one seed was scored on
         ann = float(group[group.method == "ann"].acc.max()) if (group.method == "ann").any() else np.nan
         candidates = group[group.headline.astype(bool) & is_own_result(group) & (group.test_images >= whole)]
         for _, method_rows in candidates.groupby(["method", "library"], sort=False):
