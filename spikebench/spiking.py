@@ -34,6 +34,7 @@ from torch import nn
 
 from spikebench.errors import ModelError
 from spikebench.io import load_checkpoint, save_checkpoint
+from spikebench.multistep import multistep_spikes
 
 RESETS = ("subtract", "zero")
 SURROGATES = ("fast_sigmoid", "atan")
@@ -176,7 +177,11 @@ class SpikingNetwork(nn.Module):
     Every synaptic layer but the last is followed by a spiking neuron layer with its own
     threshold and leak; the last layer integrates without spiking (membrane read-out).
     `learn_threshold` / `learn_leak` make thresholds / leaks trainable parameters.
+    `fused_bptt` (default True): with gradients, each spiking layer's T-step recurrence is one
+    fused autograd node (`spikebench.multistep`); False uses the step-by-step autograd graph.
     """
+
+    fused_bptt: bool = True
 
     def __init__(
         self,
@@ -392,7 +397,19 @@ class SpikingNetwork(nn.Module):
 
     def _spike_differentiable(self, current: torch.Tensor, v: torch.Tensor | None, k: int, steps: int,
                               temporal: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """Out-of-place recurrence with surrogate spike derivatives (for BPTT)."""
+        """The recurrence with surrogate spike derivatives (for BPTT): one fused autograd node per layer.
+
+        The fused node (`spikebench.multistep`) starts from v_init; a carried-over potential (time
+        chunks, which the differentiable path does not use) falls back to the step-by-step graph.
+        """
+        if not self.fused_bptt or v is not None:
+            return self._spike_stepwise(current, v, k, steps, temporal)
+        return multistep_spikes(current, self.thresholds[k], self.leaks[k], steps, temporal=temporal, reset=self.reset,
+                                surrogate=self.surrogate, alpha=self.surrogate_alpha, v_init=self.v_init)
+
+    def _spike_stepwise(self, current: torch.Tensor, v: torch.Tensor | None, k: int, steps: int,
+                        temporal: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Out-of-place step-by-step recurrence with surrogate spike derivatives (the pre-fusion BPTT path)."""
         threshold, leak = self.thresholds[k], self.leaks[k]
         if v is None:
             v = self._initial_potential(current[0] if temporal else current, k)
