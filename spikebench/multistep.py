@@ -55,6 +55,33 @@ def surrogate_derivative(u: torch.Tensor, surrogate: str, alpha: float, *, inpla
     raise ModelError(f"unknown surrogate {surrogate!r}; one of {', '.join(SURROGATES)}")
 
 
+# Recycled (T, M) work buffers. A fresh buffer this large is mmapped by malloc and every
+# page faults on first touch, which costs more than the neuron arithmetic itself (~3x on
+# the forward pass). Buffers go back to the pool at the end of `backward`; a pooled buffer
+# that a retained graph still holds is caught by autograd's version check (every `out=`
+# write bumps the version), never silently reused.
+_POOL: dict[tuple, list[torch.Tensor]] = {}
+_POOL_DEPTH = 4
+
+
+def _take(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    free = _POOL.get((shape, like.dtype, like.device))
+    return free.pop() if free else like.new_empty(shape)
+
+
+def _give(*buffers: torch.Tensor | None) -> None:
+    for buffer in buffers:
+        if buffer is not None:
+            free = _POOL.setdefault((tuple(buffer.shape), buffer.dtype, buffer.device), [])
+            if len(free) < _POOL_DEPTH:
+                free.append(buffer)
+
+
+def clear_workspace() -> None:
+    """Release the recycled work buffers (they are kept between training steps for speed)."""
+    _POOL.clear()
+
+
 class MultiStepSpike(torch.autograd.Function):
     """One spiking layer over T steps: (current, threshold, leak) -> (spikes (T, M), final v (M)).
 
@@ -66,21 +93,20 @@ class MultiStepSpike(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, current: torch.Tensor, threshold: torch.Tensor, leak: torch.Tensor, steps: int,
-                subtract: bool, surrogate: str, alpha: float, v_init: float) -> tuple[torch.Tensor, torch.Tensor]:
+                subtract: bool, surrogate: str, alpha: float, v_init: float, recycle: bool) -> tuple[torch.Tensor, torch.Tensor]:
         temporal = current.dim() == 2
         theta, lam = float(threshold), float(leak)
         size = current.shape[-1]
-        h = current.new_empty((steps, size))
-        spikes = current.new_empty((steps, size))
+        h = _take((steps, size), current)
+        spikes = _take((steps, size), current) if recycle else current.new_empty((steps, size))
         v = current.new_zeros(size)
         if v_init:
             v.add_(v_init * threshold.detach().to(v))  # same rounding as the reference's zeros + v_init * threshold
         for t in range(steps):
             i_t = current[t] if temporal else current
             if lam != 1.0:  # mul then add, not a fused multiply-add: bit-identical to the reference
-                torch.add(torch.mul(v, lam), i_t, out=h[t])
-            else:
-                torch.add(v, i_t, out=h[t])
+                torch.mul(v, lam, out=v)
+            torch.add(v, i_t, out=h[t])
             torch.ge(h[t], theta, out=spikes[t])  # h >= theta  <=>  h - theta >= 0 exactly in IEEE arithmetic
             if subtract:
                 torch.sub(h[t], spikes[t], alpha=theta, out=v)
@@ -88,6 +114,7 @@ class MultiStepSpike(torch.autograd.Function):
                 torch.addcmul(h[t], h[t], spikes[t], value=-1.0, out=v)  # h - h s: exactly the reference's h (1 - s)
         ctx.save_for_backward(h, threshold, leak)
         ctx.settings = (temporal, subtract, surrogate, alpha, v_init)
+        ctx.recycled_spikes = spikes if recycle else None
         ctx.mark_non_differentiable(v)
         ctx.set_materialize_grads(False)  # no zero-filled (T, M) gradient when the spikes get none
         return spikes, v
@@ -98,46 +125,61 @@ class MultiStepSpike(torch.autograd.Function):
         temporal, subtract, surrogate, alpha, v_init = ctx.settings
         theta, lam = float(threshold), float(leak)
         need_current, need_threshold, need_leak = ctx.needs_input_grad[:3]
-        steps = h.shape[0]
-        if grad_spikes is None:
-            grad_spikes = torch.zeros_like(h)
-        sg = surrogate_derivative(h - theta, surrogate, alpha, inplace=True)
-        spiked = h >= theta if (need_threshold and subtract) or not subtract or need_leak else None
-        gh = grad_spikes * sg  # c_t now; overwritten by gh_t in the reverse loop below
-        sum_c = gh.sum() if need_threshold else None
-        if need_threshold and not subtract:
-            b = h * sg  # gtheta's carry term h sg (kept: the loop overwrites nothing of it)
-        else:
-            b = None
-        # a_t, built in sg's buffer (sg is not needed afterwards)
-        if subtract:
-            a = sg.mul_(-theta).add_(1.0)
-        else:
-            a = sg.mul_(h).neg_().add_(1.0).sub_(spiked.to(h.dtype))
-        if need_threshold and subtract:
-            b = a + spiked.to(h.dtype) - 1.0  # s - theta sg = s - (1 - a)
-        if grad_v is not None:
-            gh[-1].addcmul_(a[-1], grad_v)
-        for t in range(steps - 2, -1, -1):
-            gh[t].addcmul_(a[t], gh[t + 1], value=lam)
-        grad_current = grad_threshold = grad_leak = None
+        steps, size = h.shape
+        # One reverse pass, step by step: the work buffers are one step (M) each, so a step's
+        # working set stays in cache and no (T, M) temporary is made; only the returned
+        # per-step current gradient (temporal input) is a (T, M) tensor.
+        grad_current = h.new_empty((steps, size)) if temporal and need_current else None
+        work = [h.new_empty(size) for _ in range(4)]  # sg/a, spike, c/gh (x2: this step and the next)
+        total_gh = h.new_zeros(size) if need_current and not temporal else None
+        sum_c = torch.zeros((), dtype=torch.float64)
+        carry = torch.zeros((), dtype=torch.float64)  # threshold: sum gv_t * b_t
+        leak_sum = torch.zeros((), dtype=torch.float64)
+        g_next = grad_v  # dL/dv_t for the current t is lam * gh_{t+1}, or grad_v at the last step
+        g_scale = 1.0
+        for t in range(steps - 1, -1, -1):
+            sg = surrogate_derivative(torch.sub(h[t], theta, out=work[0]), surrogate, alpha, inplace=True)
+            gh = grad_current[t] if grad_current is not None else work[2 + t % 2]
+            if grad_spikes is None:
+                gh.zero_()
+            else:
+                torch.mul(grad_spikes[t], sg, out=gh)  # c_t
+            if need_threshold:
+                sum_c += gh.sum(dtype=torch.float64)
+            spiked = torch.ge(h[t], theta, out=work[1]) if need_threshold or not subtract else None
+            if subtract:
+                a = sg.mul_(-theta).add_(1.0)  # a_t = 1 - theta sg_t
+                if need_threshold and g_next is not None:  # b_t = s_t - theta sg_t = a_t + s_t - 1
+                    carry += g_scale * (torch.dot(g_next, a) + torch.dot(g_next, spiked) - g_next.sum()).double()
+            else:
+                a = sg.mul_(h[t])  # h_t sg_t (b_t of the zero reset) ...
+                if need_threshold and g_next is not None:
+                    carry -= g_scale * torch.dot(g_next, a).double()
+                a = a.neg_().add_(1.0).sub_(spiked)  # ... then a_t = (1 - s_t) - h_t sg_t
+            if g_next is not None:
+                gh.addcmul_(a, g_next, value=g_scale)
+            if need_leak:  # dL/dleak += gh_t . v_{t-1}
+                if t > 0:
+                    v_prev = torch.ge(h[t - 1], theta, out=work[1])
+                    v_prev = torch.sub(h[t - 1], v_prev, alpha=theta, out=v_prev) if subtract else \
+                        torch.addcmul(h[t - 1], h[t - 1], v_prev, value=-1.0, out=v_prev)
+                    leak_sum += torch.dot(gh, v_prev).double()
+                elif v_init:
+                    leak_sum += v_init * theta * gh.sum(dtype=torch.float64)
+            if total_gh is not None:
+                total_gh += gh
+            g_next, g_scale = gh, lam
+        grad_threshold = grad_leak = None
         if need_threshold:
-            carry = lam * torch.dot(gh[1:].reshape(-1), b[:-1].reshape(-1)) if steps > 1 else gh.new_zeros(())
-            if grad_v is not None:
-                carry = carry + torch.dot(grad_v, b[-1])
-            total = -sum_c - carry if subtract else -sum_c + carry
+            total = -sum_c - carry
             if v_init:
-                total = total + v_init * lam * gh[0].sum()
-            grad_threshold = total.reshape(threshold.shape).to(threshold.dtype)
+                total = total + v_init * lam * g_next.sum(dtype=torch.float64)
+            grad_threshold = total.to(threshold.dtype).reshape(threshold.shape)
         if need_leak:
-            v_prev = h[:-1] - spiked[:-1].to(h.dtype) * theta if subtract else h[:-1] * (~spiked[:-1]).to(h.dtype)
-            total = torch.dot(gh[1:].reshape(-1), v_prev.reshape(-1)) if steps > 1 else gh.new_zeros(())
-            if v_init:
-                total = total + v_init * theta * gh[0].sum()
-            grad_leak = total.reshape(leak.shape).to(leak.dtype)
-        if need_current:
-            grad_current = gh if temporal else gh.sum(0)
-        return grad_current, grad_threshold, grad_leak, None, None, None, None, None
+            grad_leak = leak_sum.to(leak.dtype).reshape(leak.shape)
+        _give(h, ctx.recycled_spikes)
+        ctx.recycled_spikes = None
+        return grad_current if temporal else total_gh, grad_threshold, grad_leak, None, None, None, None, None, None
 
 
 def _physical_order(x: torch.Tensor) -> list[int] | None:
@@ -148,12 +190,15 @@ def _physical_order(x: torch.Tensor) -> list[int] | None:
 
 def multistep_spikes(current: torch.Tensor, threshold: torch.Tensor, leak: torch.Tensor, steps: int, *, temporal: bool,
                      reset: str = "subtract", surrogate: str = "fast_sigmoid", alpha: float = 10.0,
-                     v_init: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+                     v_init: float = 0.0, recycle_spikes: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Spikes (steps, *shape) and final potential (*shape) of one IF/LIF layer, as one autograd node.
 
     current: (steps, *shape) if `temporal`, else (*shape), the same current at every step.
     threshold, leak: 0-dim tensors; gradients flow to them when they require grad.
     v_init: initial potential as a fraction of the threshold.
+    recycle_spikes: the spikes' buffer is reused by a later call once this call's backward has
+        run (no fresh 4-byte-per-neuron-step buffer each training step); only for callers that
+        drop the spikes by then (the engine does: its spike_hook contract says copy at once).
     The spikes keep the memory layout of one step of `current` (an NHWC step stays NHWC).
     """
     if reset not in RESETS:
@@ -172,7 +217,8 @@ def multistep_spikes(current: torch.Tensor, threshold: torch.Tensor, leak: torch
         flat = current.permute([0, *(d + 1 for d in order)]).reshape(steps, -1)
     else:
         flat = current.permute(order).reshape(-1)
-    spikes, v = MultiStepSpike.apply(flat, threshold, leak, steps, reset == "subtract", surrogate, float(alpha), float(v_init))
+    spikes, v = MultiStepSpike.apply(flat, threshold, leak, steps, reset == "subtract", surrogate, float(alpha), float(v_init),
+                                     recycle_spikes)
     stored = [step_shape[d] for d in order]
     inverse = [order.index(d) for d in range(len(order))]
     spikes = spikes.view(steps, *stored).permute([0, *(d + 1 for d in inverse)])

@@ -303,7 +303,8 @@ class SpikingNetwork(nn.Module):
         current_hook(k, current): called with the synaptic current into synaptic layer k,
             shaped (B, ...) for the constant first-layer current, else (t, B, ...) for a
             chunk of t steps; the tensor is reused afterwards, so reduce or copy it at once.
-        spike_hook(k, spikes): called with the (t, B, ...) spikes of spiking layer k per chunk.
+        spike_hook(k, spikes): called with the (t, B, ...) spikes of spiking layer k per chunk; their
+            buffer is reused too (by the next chunk, or the next training step), so copy at once.
         chunk_images: time is processed in chunks of about chunk_images / B steps, so each
             batched layer call sees ~chunk_images inputs; without gradients the chunk's
             intermediates stay small and cache-friendly (the neuron state carries over).
@@ -405,7 +406,7 @@ class SpikingNetwork(nn.Module):
         if not self.fused_bptt or v is not None:
             return self._spike_stepwise(current, v, k, steps, temporal)
         return multistep_spikes(current, self.thresholds[k], self.leaks[k], steps, temporal=temporal, reset=self.reset,
-                                surrogate=self.surrogate, alpha=self.surrogate_alpha, v_init=self.v_init)
+                                surrogate=self.surrogate, alpha=self.surrogate_alpha, v_init=self.v_init, recycle_spikes=True)
 
     def _spike_stepwise(self, current: torch.Tensor, v: torch.Tensor | None, k: int, steps: int,
                         temporal: bool) -> tuple[torch.Tensor, torch.Tensor]:
