@@ -41,6 +41,7 @@ MODEL_PATH = "models/conversion_snn.pt"
 FORMS = ("engine_fused", "engine_fused_learn_neurons", "engine_stepwise", "snntorch_step", "snntorch_step_compiled",
          "spikingjelly_multistep", "spikingjelly_multistep_compiled", "norse_step")
 ENGINE_FORMS = ("engine_fused", "engine_fused_learn_neurons", "engine_stepwise")
+ALLOCATORS = ("retain-all", "retain-engine", "default")
 COMPILE_BUDGET_S = 240  # a compiled form whose first (compiling) step takes longer is dropped
 
 
@@ -197,11 +198,16 @@ def build_form(form: str, timesteps: int) -> tuple[list, Callable]:
     raise ValueError(f"unknown form {form!r}; one of {', '.join(FORMS)}")
 
 
-def _worker(form: str, timesteps: int, batch: int, conn) -> None:
+def _worker(form: str, timesteps: int, batch: int, retain: bool, conn) -> None:
     """One form in its own process: answers 'check', 'step' and 'memory' requests."""
     try:
         os.environ.setdefault("MPLCONFIGDIR", os.path.join(os.getcwd(), ".mplconfig"))
         import torch
+
+        from spikebench.multistep import retain_freed_memory
+
+        if retain:
+            retain_freed_memory()
 
         from spikebench.data import load_prepared
 
@@ -253,13 +259,14 @@ def _engine_reference(timesteps: int, batch: int, reset: str) -> dict:
     return {"loss": float(torch.nn.functional.cross_entropy(logits, y)), "predictions": logits.argmax(-1).tolist()}
 
 
-def run_timesteps(timesteps: int, forms: list[str], batch: int, repeats: int) -> dict:
+def run_timesteps(timesteps: int, forms: list[str], batch: int, repeats: int, allocator: str) -> dict:
     """Interleaved timing of `forms` at one T; returns medians, samples, checks and memory."""
     context = mp.get_context("spawn")
     workers, dropped = {}, {}
     for form in forms:
         parent, child = context.Pipe()
-        process = context.Process(target=_worker, args=(form, timesteps, batch, child), daemon=True)
+        retain = allocator == "retain-all" or (allocator == "retain-engine" and form in ENGINE_FORMS)
+        process = context.Process(target=_worker, args=(form, timesteps, batch, retain, child), daemon=True)
         process.start()
         workers[form] = (process, parent)
     references = {reset: _engine_reference(timesteps, batch, reset) for reset in ("subtract", "zero")}
@@ -323,15 +330,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--timesteps", type=int, nargs="+", default=[4, 8])
     parser.add_argument("--forms", nargs="+", default=list(FORMS), choices=FORMS)
+    parser.add_argument("--allocator", default="retain-all", choices=ALLOCATORS,
+                        help="retain-all: every form's process keeps freed memory (multistep.retain_freed_memory, as "
+                             "train_snn does); retain-engine: only the engine's; default: glibc's defaults for all")
     parser.add_argument("--no-write", action="store_true", help="print only; leave benchmarks/results.json alone")
     args = parser.parse_args()
     import torch
 
     load_before = _load_average()
     started = time.perf_counter()
-    training = {f"T{t}": run_timesteps(t, args.forms, args.batch, args.repeats) for t in args.timesteps}
+    training = {f"T{t}": run_timesteps(t, args.forms, args.batch, args.repeats, args.allocator) for t in args.timesteps}
     training["conditions"] = {
-        "batch": args.batch, "repeats": args.repeats, "model": MODEL_PATH, "optimizer": "Adam(lr=1e-4)",
+        "batch": args.batch, "repeats": args.repeats, "allocator": args.allocator, "model": MODEL_PATH, "optimizer": "Adam(lr=1e-4)",
         "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine(),
         "torch": torch.__version__, "python": sys.version.split()[0], "load_average_before": load_before,
         "load_average_after": _load_average(), "wall_seconds": round(time.perf_counter() - started, 1),
@@ -354,7 +364,7 @@ def main() -> None:
         from spikebench.io import atomic_write_json
 
         results = json.loads(RESULTS_PATH.read_text()) if RESULTS_PATH.exists() else {}
-        results["training"] = training
+        results["training" if args.allocator == "retain-all" else f"training_allocator_{args.allocator}"] = training
         atomic_write_json(RESULTS_PATH, results)
 
 
