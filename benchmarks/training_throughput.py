@@ -38,9 +38,13 @@ from pathlib import Path
 
 RESULTS_PATH = Path("benchmarks/results.json")
 MODEL_PATH = "models/conversion_snn.pt"
-FORMS = ("engine_fused", "engine_fused_learn_neurons", "engine_stepwise", "snntorch_step", "snntorch_step_compiled",
-         "spikingjelly_multistep", "spikingjelly_multistep_compiled", "norse_step")
-ENGINE_FORMS = ("engine_fused", "engine_fused_learn_neurons", "engine_stepwise")
+FORMS = ("engine_fused", "engine_fused_compiled", "engine_fused_learn_neurons", "engine_stepwise", "snntorch_step",
+         "snntorch_step_compiled", "spikingjelly_multistep", "spikingjelly_multistep_compiled", "norse_step", "synaptic_floor")
+ENGINE_FORMS = ("engine_fused", "engine_fused_compiled", "engine_fused_learn_neurons", "engine_stepwise")
+NOT_PEERS = (*ENGINE_FORMS, "synaptic_floor")
+# torch.compile of the whole engine step loses (graph breaks at the neuron node's Python loop:
+# 327 vs 671 images/s at T = 4), so it is timed only on request
+OPTIONAL_FORMS = ("engine_fused_compiled",)
 ALLOCATORS = ("retain-all", "retain-engine", "default")
 COMPILE_BUDGET_S = 240  # a compiled form whose first (compiling) step takes longer is dropped
 
@@ -62,6 +66,8 @@ def _load_average() -> list[float]:
 
 
 def _engine(form: str, timesteps: int, reset: str) -> tuple[list, Callable]:
+    import torch
+
     from spikebench.snn_training import output_logits, trainable
     from spikebench.spiking import load_snn
 
@@ -70,7 +76,35 @@ def _engine(form: str, timesteps: int, reset: str) -> tuple[list, Callable]:
     net = trainable(net, learn_threshold=learn, learn_leak=learn, surrogate="atan", surrogate_alpha=2.0).train()
     net.reset = reset
     net.fused_bptt = form != "engine_stepwise"
-    return list(net.parameters()), lambda x: output_logits(net(x, timesteps))
+
+    def forward(x):
+        return output_logits(net(x, timesteps))
+
+    return list(net.parameters()), (torch.compile(forward) if form.endswith("compiled") else forward)
+
+
+def _synaptic_floor(timesteps: int) -> tuple[list, Callable]:
+    """The synaptic layers alone, as the engine runs them (first layer once, the rest over T x B, NHWC
+    convolutions), with no neuron at all: the work every form does, a lower bound on a step's time."""
+    import torch
+    from torch import nn
+
+    from spikebench.spiking import load_snn
+
+    net, _ = load_snn(MODEL_PATH)
+    stages = nn.ModuleList(_stages(list(net.layers), list(net.synaptic)))  # convs stay channels-last
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        first = stages[0](x.contiguous(memory_format=torch.channels_last))
+        b, c, height, width = first.shape
+        # T copies of the first layer's output, stored NHWC in one copy (as the engine's spikes are)
+        h = first.unsqueeze(0).expand(timesteps, b, c, height, width).permute(0, 1, 3, 4, 2)
+        h = h.reshape(timesteps * b, height, width, c).permute(0, 3, 1, 2)
+        for stage in stages[1:]:
+            h = stage(h)
+        return h.view(timesteps, -1, h.shape[-1]).mean(0)
+
+    return list(stages.parameters()), forward
 
 
 def _layers_and_thresholds() -> tuple:
@@ -195,6 +229,8 @@ def build_form(form: str, timesteps: int) -> tuple[list, Callable]:
         return _spikingjelly(timesteps, compiled=form.endswith("compiled"))
     if form == "norse_step":
         return _norse(timesteps)
+    if form == "synaptic_floor":
+        return _synaptic_floor(timesteps)
     raise ValueError(f"unknown form {form!r}; one of {', '.join(FORMS)}")
 
 
@@ -204,12 +240,8 @@ def _worker(form: str, timesteps: int, batch: int, retain: bool, conn) -> None:
         os.environ.setdefault("MPLCONFIGDIR", os.path.join(os.getcwd(), ".mplconfig"))
         import torch
 
-        from spikebench.multistep import retain_freed_memory
-
-        if retain:
-            retain_freed_memory()
-
         from spikebench.data import load_prepared
+        from spikebench.multistep import retain_freed_memory
 
         torch.manual_seed(0)
         data = load_prepared()
@@ -220,6 +252,9 @@ def _worker(form: str, timesteps: int, batch: int, retain: bool, conn) -> None:
         with torch.no_grad():
             logits = forward(x)
         check = {"loss": float(torch.nn.functional.cross_entropy(logits, y)), "predictions": logits.argmax(-1).tolist()}
+        del logits
+        if retain:  # only now: memory freed during set-up and the check went back to the OS, not into the baseline
+            retain_freed_memory()
         baseline = _rss_mb()
 
         def step() -> float:
@@ -278,6 +313,8 @@ def run_timesteps(timesteps: int, forms: list[str], batch: int, repeats: int, al
             process.join(5)
             del workers[form]
             continue
+        if form == "synaptic_floor":  # no neurons: a different function by design, nothing to check
+            continue
         reference = references["zero" if form == "norse_step" else "subtract"]
         agree = sum(a == b for a, b in zip(payload["predictions"], reference["predictions"], strict=True)) / batch
         checks[form] = {"loss": round(payload["loss"], 6), "engine_loss": round(reference["loss"], 6),
@@ -311,7 +348,7 @@ def run_timesteps(timesteps: int, forms: list[str], batch: int, repeats: int, al
         process.join(10)
     medians = {form: statistics.median(values) for form, values in samples.items()}
     images = {form: round(batch / seconds, 1) for form, seconds in medians.items()}
-    peers = {form: v for form, v in images.items() if form not in ENGINE_FORMS}
+    peers = {form: v for form, v in images.items() if form not in NOT_PEERS}
     fastest = max(peers, key=peers.get) if peers else None
     result = {"images_per_second": images, "checks": checks, "memory": memory, "dropped": dropped,
               "samples_seconds": {form: [round(s, 4) for s in values] for form, values in samples.items()}}
@@ -321,6 +358,9 @@ def run_timesteps(timesteps: int, forms: list[str], batch: int, repeats: int, al
         result["step_peak_rss_vs_fastest_peer"] = {
             form: round(memory[form]["step_peak_rss_mb"] / max(memory[fastest]["step_peak_rss_mb"], 1e-9), 3)
             for form in ENGINE_FORMS if form in memory}
+    if "synaptic_floor" in images and fastest is not None:
+        # the most any form can gain over the fastest peer if its neurons cost nothing
+        result["speedup_ceiling_vs_fastest_peer"] = round(images["synaptic_floor"] / peers[fastest], 3)
     return result
 
 
@@ -329,7 +369,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--timesteps", type=int, nargs="+", default=[4, 8])
-    parser.add_argument("--forms", nargs="+", default=list(FORMS), choices=FORMS)
+    parser.add_argument("--forms", nargs="+", default=[f for f in FORMS if f not in OPTIONAL_FORMS], choices=FORMS)
     parser.add_argument("--allocator", default="retain-all", choices=ALLOCATORS,
                         help="retain-all: every form's process keeps freed memory (multistep.retain_freed_memory, as "
                              "train_snn does); retain-engine: only the engine's; default: glibc's defaults for all")
