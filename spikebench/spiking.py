@@ -17,8 +17,10 @@ Dynamics of a spiking layer, per step t (contract, `meta["reset"]`):
 The last synaptic layer never spikes: its membrane potential accumulates and is read out.
 
 Without gradients the recurrence updates the state in place (fast inference path); with
-gradients it is out of place and the spike uses a surrogate derivative (fast-sigmoid or
-atan), so the same module trains with BPTT.
+gradients each spiking layer's whole T-step recurrence is one fused autograd node
+(`spikebench.multistep`: saves only the pre-reset potentials, explicit reverse-time backward)
+and the spike uses a surrogate derivative (fast-sigmoid or atan), so the same module trains
+with BPTT. `fused_bptt = False` selects the former step-by-step autograd graph (same gradients).
 """
 
 from __future__ import annotations
