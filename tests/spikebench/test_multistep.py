@@ -105,3 +105,30 @@ def test_fused_layer_rejects_bad_arguments():
         multistep_spikes(current, one, one, 4, temporal=True, surrogate="relu")
     with pytest.raises(ModelError, match="3 steps, expected 4"):
         multistep_spikes(current[:3], one, one, 4, temporal=True)
+
+
+def test_recycled_buffers_survive_two_forwards_before_backward():
+    """Gradient accumulation (two forwards, one backward) with the engine's recycled buffers."""
+    net = make_net("subtract", [1.0, 1.0, 1.0, 1.0], "fast_sigmoid")
+    torch.manual_seed(2)
+    xs, y = [torch.rand(8, 1, 8, 8) for _ in range(2)], torch.randint(0, 5, (8,))
+    grads = []
+    for fused in (False, True):
+        net.fused_bptt = fused
+        net.zero_grad()
+        for _ in range(2):  # the second step reuses the first step's buffers, whose backward ran
+            loss = sum(torch.nn.functional.cross_entropy(net(x, 5).membrane[-1] / 5, y) for x in xs)
+            loss.backward()
+        grads.append({name: p.grad.clone() for name, p in net.named_parameters()})
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][name], grad, rtol=1e-4, atol=1e-6)
+
+
+def test_a_retained_graph_whose_buffer_was_reused_fails_loudly():
+    net = make_net("subtract", [1.0, 1.0, 1.0, 1.0], "atan")
+    x = torch.rand(4, 1, 8, 8)
+    first = net(x, 3).membrane[-1].sum()
+    first.backward(retain_graph=True)  # its buffers go back to the pool ...
+    net(x, 3).membrane[-1].sum()  # ... and this forward writes into them
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        first.backward()
