@@ -18,7 +18,15 @@ alike) and takes medians. Peak memory per form: the worker's maximum resident se
 after set-up and the correctness check, just before its first training step
 (`step_peak_rss_mb`: what the training step itself adds). Before timing, every form's
 forward loss and predictions at the initial weights are checked against the engine's.
-Writes the `training` key of benchmarks/results.json (other keys kept).
+`synaptic_floor` runs the synaptic layers alone as the engine does (no neurons): the work
+every form does, so floor / fastest peer bounds what any neuron implementation can gain.
+Allocator (`--allocator`, default retain-all): every worker calls
+`spikebench.multistep.retain_freed_memory` after its check (as `train_snn` does), so no form
+pays page faults on its large per-step tensors; `default` leaves glibc's settings.
+Gradients are each library's own: snntorch detaches the reset from the graph, spikingjelly
+(detach_reset=False) and the engine do not; the forward (loss, predictions) is the same.
+Writes the `training` key of benchmarks/results.json (other keys kept), or
+`training_allocator_<name>` for a non-default allocator.
 """
 
 from __future__ import annotations
