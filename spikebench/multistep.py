@@ -11,7 +11,7 @@ for every step (the analog first layer).
 Why fuse: the step-by-step autograd graph of this recurrence holds ~10 nodes per step and
 layer; each `current[t]` slice's backward allocates and zero-fills a whole (T, ...) tensor,
 and every intermediate is a fresh tensor. Here the forward runs the loop without a graph
-into two preallocated (T, ...) buffers (the pre-reset potentials h, which are all the
+into two recycled (T, ...) buffers (the pre-reset potentials h, which are all the
 surrogate needs, and the spikes), and the backward is one explicit reverse-time loop.
 
 Backward. With sg_t = surrogate'(h_t - threshold), the gradient reaching h_t is
@@ -19,8 +19,9 @@ Backward. With sg_t = surrogate'(h_t - threshold), the gradient reaching h_t is
     c_t = dL/ds_t * sg_t,
     a_t = 1 - threshold * sg_t                  (subtract)
     a_t = (1 - s_t) - h_t * sg_t                (zero)
-(the reset stays differentiable, as in the out-of-place reference), so the reverse loop is
-one fused multiply-add per step; everything else is computed over all T at once:
+(the reset stays differentiable, as in the out-of-place reference), so the carry is one
+fused multiply-add per step. The reverse loop recomputes sg_t, s_t and v_{t-1} from h in
+one-step (M) work buffers (no (T, M) temporaries) and accumulates, in the same pass:
     dL/dI_t = gh_t (summed over t for a constant current),
     dL/dthreshold = -sum c - sum gv * (s - threshold sg)   (subtract)
                   = -sum c + sum gv * h sg                  (zero)
