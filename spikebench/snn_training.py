@@ -33,6 +33,7 @@ from torch import nn
 from spikebench.distributed import my_share, rank_and_world, sum_across
 from spikebench.energy import SnnMetrics, fanout_maps, snn_metrics_per_step
 from spikebench.errors import ParamsError
+from spikebench.multistep import retain_freed_memory
 from spikebench.spiking import SimulationResult, SpikingNetwork, simulate
 from spikebench.training import EpochStats, Hooks, train_epochs
 
@@ -177,6 +178,8 @@ def train_snn(
     for name, value in (("lr", lr), ("neuron_lr", lr if neuron_lr is None else neuron_lr)):
         if not value > 0:
             raise ParamsError(f"SNN training {name} = {value}: must be > 0")
+    if device == "cpu":
+        retain_freed_memory()  # no page faults on every step's large tensors (see its docstring)
     net.to(device).train()
     val = (val[0][:val_subset], val[1][:val_subset]) if val_subset > 0 else val
     neuron = [p for p in (net.thresholds, net.leaks) if isinstance(p, nn.Parameter)]

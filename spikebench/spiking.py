@@ -17,8 +17,10 @@ Dynamics of a spiking layer, per step t (contract, `meta["reset"]`):
 The last synaptic layer never spikes: its membrane potential accumulates and is read out.
 
 Without gradients the recurrence updates the state in place (fast inference path); with
-gradients it is out of place and the spike uses a surrogate derivative (fast-sigmoid or
-atan), so the same module trains with BPTT.
+gradients each spiking layer's whole T-step recurrence is one fused autograd node
+(`spikebench.multistep`: saves only the pre-reset potentials, explicit reverse-time backward)
+and the spike uses a surrogate derivative (fast-sigmoid or atan), so the same module trains
+with BPTT. `fused_bptt = False` selects the former step-by-step autograd graph (same gradients).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from torch import nn
 
 from spikebench.errors import ModelError
 from spikebench.io import load_checkpoint, save_checkpoint
+from spikebench.multistep import multistep_spikes
 
 RESETS = ("subtract", "zero")
 SURROGATES = ("fast_sigmoid", "atan")
@@ -176,7 +179,11 @@ class SpikingNetwork(nn.Module):
     Every synaptic layer but the last is followed by a spiking neuron layer with its own
     threshold and leak; the last layer integrates without spiking (membrane read-out).
     `learn_threshold` / `learn_leak` make thresholds / leaks trainable parameters.
+    `fused_bptt` (default True): with gradients, each spiking layer's T-step recurrence is one
+    fused autograd node (`spikebench.multistep`); False uses the step-by-step autograd graph.
     """
+
+    fused_bptt: bool = True
 
     def __init__(
         self,
@@ -298,7 +305,8 @@ class SpikingNetwork(nn.Module):
         current_hook(k, current): called with the synaptic current into synaptic layer k,
             shaped (B, ...) for the constant first-layer current, else (t, B, ...) for a
             chunk of t steps; the tensor is reused afterwards, so reduce or copy it at once.
-        spike_hook(k, spikes): called with the (t, B, ...) spikes of spiking layer k per chunk.
+        spike_hook(k, spikes): called with the (t, B, ...) spikes of spiking layer k per chunk; their
+            buffer is reused too (by the next chunk, or the next training step), so copy at once.
         chunk_images: time is processed in chunks of about chunk_images / B steps, so each
             batched layer call sees ~chunk_images inputs; without gradients the chunk's
             intermediates stay small and cache-friendly (the neuron state carries over).
@@ -392,7 +400,19 @@ class SpikingNetwork(nn.Module):
 
     def _spike_differentiable(self, current: torch.Tensor, v: torch.Tensor | None, k: int, steps: int,
                               temporal: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """Out-of-place recurrence with surrogate spike derivatives (for BPTT)."""
+        """The recurrence with surrogate spike derivatives (for BPTT): one fused autograd node per layer.
+
+        The fused node (`spikebench.multistep`) starts from v_init; a carried-over potential (time
+        chunks, which the differentiable path does not use) falls back to the step-by-step graph.
+        """
+        if not self.fused_bptt or v is not None:
+            return self._spike_stepwise(current, v, k, steps, temporal)
+        return multistep_spikes(current, self.thresholds[k], self.leaks[k], steps, temporal=temporal, reset=self.reset,
+                                surrogate=self.surrogate, alpha=self.surrogate_alpha, v_init=self.v_init, recycle_spikes=True)
+
+    def _spike_stepwise(self, current: torch.Tensor, v: torch.Tensor | None, k: int, steps: int,
+                        temporal: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Out-of-place step-by-step recurrence with surrogate spike derivatives (the pre-fusion BPTT path)."""
         threshold, leak = self.thresholds[k], self.leaks[k]
         if v is None:
             v = self._initial_potential(current[0] if temporal else current, k)
