@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from baselines.models import ArchConfig, build_model
 from spikebench.data import SplitData, load_dataset, make_splits, to_split_data
@@ -65,7 +66,8 @@ def smoke_run(tmp_path_factory):
     params = params.replace("\nprofile: default", "\nprofile: smoke", 1).replace("\nseeds: [0]", "\nseeds: [0, 1]", 1)
     # the seeds path with two seeds; the baseline and st_pruning (which starts from its seed's ANN) keep the test short
     params = params.replace("\n  stages: [baseline, st_pruning, attention_pruning, stdp]", "\n  stages: [baseline, st_pruning]", 1)
-    assert "seeds: [0, 1]" in params and "stages: [baseline, st_pruning]\n" in params
+    parsed = yaml.safe_load(params)
+    assert parsed["seeds"] == [0, 1] and parsed["seed_runs"]["stages"] == ["baseline", "st_pruning"]
     (work / "params.yaml").write_text(params)
     store = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
     env = {
