@@ -64,10 +64,11 @@ def smoke_run(tmp_path_factory):
     copy_repository(work)
     params = (work / "params.yaml").read_text()
     params = params.replace("\nprofile: default", "\nprofile: smoke", 1).replace("\nseeds: [0]", "\nseeds: [0, 1]", 1)
-    # the seeds path with two seeds; the baseline and st_pruning (which starts from its seed's ANN) keep the test short
-    params = params.replace("\n  stages: [baseline, st_pruning, attention_pruning, stdp]", "\n  stages: [baseline, st_pruning]", 1)
+    # the seeds path with two seeds, on the baseline only to keep the suite short (the pooling of pruned rows over seeds
+    # is tested in tests/leaderboard)
+    params = params.replace("\n  stages: [baseline, st_pruning, attention_pruning, stdp]", "\n  stages: [baseline]", 1)
     parsed = yaml.safe_load(params)
-    assert parsed["seeds"] == [0, 1] and parsed["seed_runs"]["stages"] == ["baseline", "st_pruning"]
+    assert parsed["seeds"] == [0, 1] and parsed["seed_runs"]["stages"] == ["baseline"]
     (work / "params.yaml").write_text(params)
     store = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
     env = {

@@ -50,7 +50,7 @@ def test_plots_show_renders_accuracy_vs_timesteps(smoke_run, tmp_path):
     page = (out / "index.html").read_text()
     assert "accuracy_vs_T" in page and "accuracy_vs_energy" in page and "baseline_training" in page, html
     series = (work / "leaderboard" / "plots" / "accuracy_vs_T.csv").read_text()
-    assert series.startswith("series,timesteps,accuracy") and series.count("\n") > 5
+    assert series.startswith("series,timesteps,images,accuracy") and series.count("\n") > 5
 
 
 def test_upstream_stages_that_rerun_with_the_same_results_rerun_nothing_downstream(smoke_run, tmp_path):

@@ -33,10 +33,10 @@ def test_every_stage_logged_one_finished_run(smoke_run):
     seed_runs = runs[runs["tags.parent_stage"] == "seeds"]  # the trained stages again, for seed 1 (stage `seeds`)
     runs = runs[runs["tags.parent_stage"] != "seeds"]
     assert sorted(runs["tags.dvc_stage"]) == sorted(stages)
-    assert sorted(seed_runs["tags.dvc_stage"]) == ["baseline", "st_pruning"]
+    assert sorted(seed_runs["tags.dvc_stage"]) == ["baseline"]
     assert set(runs.status) == {"FINISHED"}
     # publish spans datasets; synth maps the core, which does not depend on any dataset
-    data_stages = runs[~runs["tags.dvc_stage"].isin(["publish", "synth"])]
+    data_stages = runs[~runs["tags.dvc_stage"].isin(["publish", "synth", "seeds"])]
     assert set(data_stages["tags.dataset"]) == {"digits"}
 
 
@@ -60,7 +60,7 @@ def test_seeds_are_trained_again_and_pooled_in_the_leaderboard(smoke_run):
     main = rows_frame([work / "results" / "baseline.json"])
     seeds = rows_frame([work / "results" / "seeds.json"])
     assert set(main.seed) == {0} and set(seeds.seed) == {1}
-    assert set(seeds.method) == {"ann", "st_pruning"}
+    assert set(seeds.method) == {"ann"}
     seed1_ann = work / "build" / "seeds" / "seed1" / "models" / "ann.pt"
     assert seed1_ann.read_bytes() != (work / "models" / "ann.pt").read_bytes()  # another seed trains other weights
     ann_seed1 = seeds[seeds.method == "ann"].iloc[0]
@@ -68,7 +68,6 @@ def test_seeds_are_trained_again_and_pooled_in_the_leaderboard(smoke_run):
     text = (work / "leaderboard" / "LEADERBOARD.md").read_text()
     table = text.split("## digits")[1].split("### digits: detail")[0]
     assert "(2 seeds)" in next(line for line in table.splitlines() if line.startswith("| ann"))
-    assert "(2 seeds)" in next(line for line in table.splitlines() if line.startswith("| st_pruning"))
     assert "1 (seed 0)" in next(line for line in table.splitlines() if line.startswith("| stdp"))  # not run per seed here
 
 
@@ -111,7 +110,7 @@ def chromium(profile_dir: Path, *args: str) -> str:
 
 
 # stages that measure no model on the test split (they write no result rows): no headline metrics
-MODEL_FREE_STAGES = {"prepare", "synth", "gate_sim", "nir", "publish"}
+MODEL_FREE_STAGES = {"prepare", "synth", "gate_sim", "nir", "seeds", "publish"}
 MODEL_STAGES = {"baseline", "conversion", "rmp", "st_pruning", "attention_pruning"}
 
 
