@@ -84,6 +84,7 @@ def evaluate_rows(frame: pd.DataFrame, labels: list[Labels]) -> pd.DataFrame:
             raise SpikebenchError(f"{_row_source(row)}: split {row.split_hash} of {row.dataset} is not the prepared split "
                                   f"({', '.join(f'{d} {h}' for d, h in by_split) or 'none'}); re-run the pipeline on one split")
         predictions[index] = load_row_predictions(row)
+    anns_by_dataset = {dataset: _ann_predictions(frame, predictions, dataset) for dataset in frame.dataset.unique()}
     out = []
     for index, row in frame.iterrows():
         truth = by_split[(row.dataset, row.split_hash)]
@@ -93,7 +94,7 @@ def evaluate_rows(frame: pd.DataFrame, labels: list[Labels]) -> pd.DataFrame:
         values = {"correct": int(correct.sum()), "images": len(correct), "acc": float(correct.mean()),
                   "ci_low": interval.low, "ci_high": interval.high, "ann_acc_same": np.nan, "delta_pp": np.nan,
                   "p_value": np.nan, "only_row": np.nan, "only_ann": np.nan}
-        anns = _ann_predictions(frame, predictions, row.dataset)
+        anns = anns_by_dataset[row.dataset]
         ann = anns.get(int(row.seed)) or (next(iter(anns.values())) if anns else None)
         if ann is not None and row.method != "ann":
             ann_correct = _on_images(ann, found.indices, truth, _row_source(row))

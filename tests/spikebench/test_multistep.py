@@ -8,15 +8,7 @@ import torch
 from spikebench.errors import ModelError
 from spikebench.multistep import multistep_spikes
 from spikebench.spiking import SpikingNetwork, spike_function
-
-LAYERS = [
-    {"type": "conv", "in_channels": 1, "out_channels": 4, "kernel_size": 3, "stride": 1, "padding": 1, "bias": True},
-    {"type": "avgpool", "kernel_size": 2},
-    {"type": "conv", "in_channels": 4, "out_channels": 6, "kernel_size": 3, "stride": 1, "padding": 1, "bias": False},
-    {"type": "flatten"},
-    {"type": "linear", "in_features": 6 * 4 * 4, "out_features": 12, "bias": True},
-    {"type": "linear", "in_features": 12, "out_features": 5, "bias": True},
-]
+from tests.spikebench.test_spiking import LAYERS  # the same small CNN the engine's tests use
 
 
 def stepwise_reference(current, threshold, leak, steps, temporal, reset, surrogate, alpha, v_init=0.0):
