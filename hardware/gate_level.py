@@ -49,7 +49,7 @@ from hardware.golden import compare, run_golden
 from hardware.power_model import Activity, netlist_module, read_activity
 from hardware.sim import BUILD_ROOT, LOG_ROOT, RTL_DIR, TB_TOP, build, memory_plusargs, progress_bar, run_images
 from hardware.synthesis.flow import CELL_MODELS, LOGIC_SOURCES, SRAM_RTL, require_tool, write_behavioural_cells
-from hardware.verilator import batch_chunks, layout_plusargs
+from hardware.verilator import batch_chunks, first_error, layout_plusargs, make_optimisation
 from spikebench.errors import ModelError, SpikebenchError
 
 CLOCK_PERIOD_NS = 10.0  # the testbench clock (snn_tb.v: always #5 clk = ~clk); activity is per cycle
@@ -188,28 +188,21 @@ def build_gate_verilator(config: HardwareConfig, netlist: Path, netlist_json: Pa
     if binary.exists():
         return GateBuild(binary, directory, bits, 0.0)
     log = directory / "build.log"
-    # verilated.mk sets these itself: override them on make's command line. The slow-path code stays at
-    # -O0: its symbol table registers every (public) net in one function, which takes gcc minutes to optimise.
-    make_flags = f"OPT_FAST={opt} OPT_SLOW=-O0 OPT_GLOBAL={opt}"
+    # The slow-path code stays at -O0: its symbol table registers every (public) net in one function,
+    # which takes gcc minutes to optimise.
     command = [verilator, "--binary", "--timing", "-j", str(os.cpu_count() or 1), "--top-module", TB_TOP.stem,
                "--timescale", "1ns/1ps", *_WARNINGS_OFF, *VERILATOR_FLAGS, f"-I{RTL_DIR}", f"-I{TB_TOP.parent}",
                *[f"-G{k}={v}" for k, v in config.verilog_parameters().items()], *[f"-D{d}" for d in GATE_DEFINES],
-               "-MAKEFLAGS", make_flags, "--Mdir", str(directory / "obj"), "-o", str(binary), *map(str, sources), str(TB_TOP)]
+               *make_optimisation(opt, slow="-O0"), "--Mdir", str(directory / "obj"), "-o", str(binary), *map(str, sources), str(TB_TOP)]
     print(f"Verilator: building the gate-level simulator, C++ {opt} (output in {log})", flush=True)
     started = time.perf_counter()
     with open(log, "w") as out:
         done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT)
     seconds = time.perf_counter() - started
     if done.returncode != 0 or not binary.exists():
-        raise SpikebenchError(f"Verilator could not build the gate-level simulator: {_first_error(log)}; full log: {log}")
+        raise SpikebenchError(f"Verilator could not build the gate-level simulator: {first_error(log)}; full log: {log}")
     print(f"Verilator: gate-level simulator built in {seconds:.0f}s", flush=True)
     return GateBuild(binary, directory, bits, seconds)
-
-
-def _first_error(log: Path) -> str:
-    lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
-    errors = [line for line in lines if "%Error" in line or "error:" in line or "%Fatal" in line]
-    return (errors or lines or ["no output"])[0]
 
 
 @dataclass
@@ -235,7 +228,7 @@ def _run_one(build: GateBuild, memdir: Path, layout: dict, images: np.ndarray, w
     runs = parse_results(workdir / "results.txt") if (workdir / "results.txt").exists() else []
     if done.returncode != 0 or len(runs) != len(images):
         raise SpikebenchError(f"gate-level simulation failed ({len(runs)} of {len(images)} images, exit {done.returncode}): "
-                              f"{_first_error(log)}; full log: {log}")
+                              f"{first_error(log)}; full log: {log}")
     return runs, counters
 
 

@@ -62,7 +62,7 @@ def build_verilator(config: HardwareConfig | dict[str, int], sources: list[Path]
     includes = sorted(p for d in include_dirs for p in Path(d).glob("*.vh"))
     params = config if isinstance(config, dict) else config.verilog_parameters()
     top = Path(testbench).stem
-    directory = BUILD_ROOT / f"verilator-{label}-{_key([params, defines, opt, top], sources + includes)}"
+    directory = BUILD_ROOT / f"verilator-{label}-{_key([params, defines, opt, top, *_WARNINGS_OFF], sources + includes)}"
     binary = directory / f"V{top}"
     if binary.exists():
         return VerilatorBuild(binary, directory)
@@ -71,20 +71,28 @@ def build_verilator(config: HardwareConfig | dict[str, int], sources: list[Path]
     command = [verilator, "--binary", "--timing", "-j", str(os.cpu_count() or 1), "--top-module", top,
                "--timescale", "1ns/1ps", *_WARNINGS_OFF, *[f"-I{d}" for d in include_dirs],
                *[f"-G{k}={v}" for k, v in params.items()], *[f"-D{d}" for d in defines],
-               "-CFLAGS", opt, "--Mdir", str(directory / "obj"), "-o", str(binary), *map(str, sources)]
+               *make_optimisation(opt), "--Mdir", str(directory / "obj"), "-o", str(binary), *map(str, sources)]
     print(f"Verilator: building {label} simulator (output in {log})", flush=True)
     started = time.perf_counter()
     with open(log, "w") as out:
-        done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "OPT_FAST": opt, "OPT_SLOW": opt})
+        done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT)
     if done.returncode != 0 or not binary.exists():
-        raise SpikebenchError(f"Verilator could not build the {label} simulator: {_last_error(log)}; full log: {log}")
+        raise SpikebenchError(f"Verilator could not build the {label} simulator: {first_error(log)}; full log: {log}")
     print(f"Verilator: {label} simulator built in {time.perf_counter() - started:.0f}s", flush=True)
     return VerilatorBuild(binary, directory)
 
 
-def _last_error(log: Path) -> str:
+def make_optimisation(fast: str, slow: str | None = None) -> list[str]:
+    """Verilator arguments that compile the simulator's hot code with `fast` and its set-up code with
+    `slow` (default: `fast`). verilated.mk assigns OPT_FAST and OPT_GLOBAL = -Os itself, which
+    overrides -CFLAGS and the environment: only make's command line sets them."""
+    return ["-MAKEFLAGS", f"OPT_FAST={fast} OPT_SLOW={slow or fast} OPT_GLOBAL={fast}"]
+
+
+def first_error(log: Path) -> str:
+    """The first error line of a Verilator build or simulation log (else its first line)."""
     lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
-    errors = [line for line in lines if "%Error" in line or "error:" in line]
+    errors = [line for line in lines if "%Error" in line or "error:" in line or "%Fatal" in line]
     return (errors or lines or ["no output"])[0]
 
 
@@ -118,7 +126,7 @@ def run_chunk(build: VerilatorBuild, memdir: Path, layout: dict, images: np.ndar
     runs = parse_results(workdir / "results.txt") if (workdir / "results.txt").exists() else []
     if done.returncode != 0 or len(runs) != len(images):
         raise SpikebenchError(f"Verilator simulation failed ({len(runs)} of {len(images)} images, exit {done.returncode}): "
-                              f"{_last_error(log)}; full log: {log}")
+                              f"{first_error(log)}; full log: {log}")
     return runs
 
 

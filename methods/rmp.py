@@ -10,7 +10,8 @@ at any step. All thresholds are then multiplied by a threshold scale s <= 1, tra
 accuracy for latency (lower thresholds fire sooner).
 
 The main scale (`main_scale`) runs on `main_images` test images (0: the whole test split, so
-its headline rows compare with the ANN on the same images); every other scale in
+its headline rows compare with the ANN on the same images), its first `long_images` of them up
+to T_max and the rest to T=64 (the time budget; 0: all to T_max); every other scale in
 `threshold_scales` runs on a fixed test subset (`images`) that starts with the conversion
 sweep's images, and the main run's images start with that subset. Each scale gives rows per
 T, each with the class predicted for every image it is over. The latency factor is the ratio
@@ -74,6 +75,7 @@ class RmpParams:
     balance_timesteps: int = constraint(min=1)
     calibration_size: int = constraint(min=1)
     main_images: int = constraint(min=0)  # main_scale: fixed test subset starting with `images`'s; 0 = the whole split
+    long_images: int = constraint(min=0)  # main_scale: only its first long_images run to T_max, the rest to T=64; 0 = all
     images: int = constraint(min=0)  # other scales, latency: fixed test subset (its first conversion.sweep_images are the conversion sweep's)
     accuracy_gaps: list[float] = constraint(nonempty=True, min_exclusive=0.0)  # targets: ANN - gap
     hardware_timesteps: int = constraint(min=1)
@@ -82,6 +84,9 @@ class RmpParams:
     def validate(self, prefix: str) -> None:
         if self.main_scale not in self.threshold_scales:
             raise ParamsError(f"params.yaml: {prefix}.main_scale {self.main_scale} must be one of {prefix}.threshold_scales {self.threshold_scales}")
+        if self.long_images and self.long_images < self.images:
+            raise ParamsError(f"params.yaml: {prefix}.long_images {self.long_images} must be 0 or at least {prefix}.images "
+                              f"({self.images}): the latency comparison reads the main run to T_max on those images")
 
 
 @dataclass
@@ -110,7 +115,8 @@ class RmpJob:
         self.context = RowContext.of(self.data, seed, run)
         self.balanced = balance_thresholds(self.parsed, self.data.calibration(params.calibration_size, seed), params.balance_timesteps)
         x, y = self.data.test[0][self.main_index], self.data.test[1][self.main_index]
-        self.ann_accuracy = ann_accuracy_on(model, x, y, {len(self.main_index), self.images, self.shared} - {0})
+        long = min(self.params.long_images, len(self.main_index))
+        self.ann_accuracy = ann_accuracy_on(model, x, y, {len(self.main_index), long, self.images, self.shared} - {0})
 
     def evaluate(self, scale: float, reset: str, progress: str, main: bool = False) -> tuple[torch.nn.Module, TimestepEvaluation]:
         """One simulation read at every T, on the main images (`main`) or on the fixed subset."""
@@ -118,8 +124,9 @@ class RmpJob:
         timesteps = powers_of_two(self.params.timesteps)
         index = self.main_index if main else self.index
         x, y = self.data.test[0][index], self.data.test[1][index]
-        return net, evaluate_timesteps(net, x, y, timesteps, self.data.input_shape, self.params.batch_size, progress=progress,
-                                       indices=index)
+        long_images = (self.params.long_images or None) if main else None
+        return net, evaluate_timesteps(net, x, y, timesteps, self.data.input_shape, self.params.batch_size,
+                                       long_images=long_images, progress=progress, indices=index)
 
 
 def test_subset(data: SplitData, images: int, shared_images: int, seed: int) -> tuple[torch.Tensor, int]:

@@ -72,7 +72,7 @@ def test_conversion_rmp_parity_stages(stage_dir, monkeypatch):
     assert (stage_dir / "reports/conversion_accuracy_vs_T.png").stat().st_size > 0
     labels = digits_test(stage_dir)
     assert_rows_match_their_predictions(stage_dir, rows, labels)
-    # the main configuration runs every test image to T_max (long_images 0 = all); the sweep's images are its first
+    # the main configuration runs every test image to T_max (smoke T_max 16 <= 64); the sweep's images are its first
     main_images = np.load(stage_dir / main[16].predictions_file)["indices"]
     assert sorted(main_images) == list(range(len(labels)))
     sweep_images = np.load(stage_dir / sweep_rows[0].predictions_file)["indices"]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from methods.rmp import RmpParams
 from spikebench.convert import balance_thresholds, evaluate_timesteps, parse_ann, unnormalised_snn
+from spikebench.errors import ParamsError
 from spikebench.latency import best_percentile_curve, comparison_summary, latency_factors, sweep_images
 from spikebench.results import ResultRow
 
@@ -54,3 +56,12 @@ def test_comparison_summary_keeps_targets_timesteps_and_factors():
     comparisons = latency_factors({8: 0.9}, {16: 0.9}, ann=0.92, gaps=[0.05])
     summary = comparison_summary({"hard": {"baseline": "x", "comparisons": comparisons}})
     assert summary == {"hard": [{"target_accuracy": 0.87, "rmp_timesteps": 8, "baseline_timesteps": 16, "factor": 2.0}]}
+
+
+def test_long_images_below_the_latency_subset_is_refused():
+    fields = dict(threshold_scales=[1.0, 0.8], main_scale=0.8, timesteps=256, balance_timesteps=8, calibration_size=10,
+                  main_images=0, images=500, accuracy_gaps=[0.01], hardware_timesteps=32, batch_size=10)
+    RmpParams(**fields, long_images=0).validate("rmp")
+    RmpParams(**fields, long_images=500).validate("rmp")
+    with pytest.raises(ParamsError, match=r"rmp.long_images 100 must be 0 or at least rmp.images \(500\)"):
+        RmpParams(**fields, long_images=100).validate("rmp")
