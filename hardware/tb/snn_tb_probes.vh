@@ -24,24 +24,36 @@
         endcase
     endfunction
 
-    wire [64*P-1:0] vmem_r, vmem_w, i0_r, i0_w, q_r, q_w;
+    // The lane memories' counters, one 64-bit word per lane, summed only when read. Everything
+    // here stays 64 bits wide: a wide temporary (a 1024-bit vector of all counters) is zeroed
+    // by the Verilator model every cycle, about a tenth of the simulation's time.
+    wire [63:0] vmem_r [0:P-1], vmem_w [0:P-1], i0_r [0:P-1], i0_w [0:P-1], q_r [0:P-1], q_w [0:P-1];
     genvar pg;
     generate
         for (pg = 0; pg < P; pg = pg + 1) begin : probe_lane
-            assign vmem_r[pg*64 +: 64] = dut.gen_lane[pg].u_vmem.reads;
-            assign vmem_w[pg*64 +: 64] = dut.gen_lane[pg].u_vmem.writes;
-            assign i0_r[pg*64 +: 64]   = dut.gen_lane[pg].u_i0.reads;
-            assign i0_w[pg*64 +: 64]   = dut.gen_lane[pg].u_i0.writes;
-            assign q_r[pg*64 +: 64]    = dut.gen_lane[pg].u_q.reads;
-            assign q_w[pg*64 +: 64]    = dut.gen_lane[pg].u_q.writes;
+            assign vmem_r[pg] = dut.gen_lane[pg].u_vmem.reads;
+            assign vmem_w[pg] = dut.gen_lane[pg].u_vmem.writes;
+            assign i0_r[pg]   = dut.gen_lane[pg].u_i0.reads;
+            assign i0_w[pg]   = dut.gen_lane[pg].u_i0.writes;
+            assign q_r[pg]    = dut.gen_lane[pg].u_q.reads;
+            assign q_w[pg]    = dut.gen_lane[pg].u_q.writes;
         end
     endgenerate
 
-    function [63:0] lane_sum(input [64*P-1:0] counts);
+    // Lane counter `kind` (0 vmem reads, 1 vmem writes, 2 i0 reads, 3 i0 writes, 4 q reads, 5 q writes) over all lanes.
+    function [63:0] lane_sum(input integer kind);
         integer n;
         begin
             lane_sum = 64'd0;
-            for (n = 0; n < P; n = n + 1) lane_sum = lane_sum + counts[n*64 +: 64];
+            for (n = 0; n < P; n = n + 1)
+                case (kind)
+                    0: lane_sum = lane_sum + vmem_r[n];
+                    1: lane_sum = lane_sum + vmem_w[n];
+                    2: lane_sum = lane_sum + i0_r[n];
+                    3: lane_sum = lane_sum + i0_w[n];
+                    4: lane_sum = lane_sum + q_r[n];
+                    default: lane_sum = lane_sum + q_w[n];
+                endcase
         end
     endfunction
 
@@ -54,51 +66,66 @@
         end
     endtask
 
-    localparam NMEM = 16;  // (reads, writes) of 8 memory kinds
-    reg [64*NMEM-1:0] mem_base, mem_end;
-    // A function, not a wire: summed only when an image starts or ends, never per cycle.
-    function [64*NMEM-1:0] mem_now(input dummy);
-        mem_now = {
-            dut.u_desc.reads, dut.u_desc.writes, dut.u_inq.reads, dut.u_inq.writes,
-            dut.u_ptr.reads, dut.u_ptr.writes, dut.u_wmem.reads, dut.u_wmem.writes,
-            dut.u_bias.reads, dut.u_bias.writes, lane_sum(vmem_r), lane_sum(vmem_w),
-            lane_sum(i0_r), lane_sum(i0_w), lane_sum(q_r), lane_sum(q_w)};
+    localparam NMEM = 16;  // (reads, writes) of 8 memory kinds, listed from NMEM-1 down to 0
+    // Counter k as it stands now: k = NMEM-1 is the first number of the M field.
+    function [63:0] mem_count(input integer k);
+        case (k)
+            15: mem_count = dut.u_desc.reads;
+            14: mem_count = dut.u_desc.writes;
+            13: mem_count = dut.u_inq.reads;
+            12: mem_count = dut.u_inq.writes;
+            11: mem_count = dut.u_ptr.reads;
+            10: mem_count = dut.u_ptr.writes;
+            9:  mem_count = dut.u_wmem.reads;
+            8:  mem_count = dut.u_wmem.writes;
+            7:  mem_count = dut.u_bias.reads;
+            6:  mem_count = dut.u_bias.writes;
+            5:  mem_count = lane_sum(0);
+            4:  mem_count = lane_sum(1);
+            3:  mem_count = lane_sum(2);
+            2:  mem_count = lane_sum(3);
+            1:  mem_count = lane_sum(4);
+            default: mem_count = lane_sum(5);
+        endcase
     endfunction
 
     localparam NBUCKET = NPHASE + 1;  // the phases, then the host
-    reg [64*NMEM-1:0] phase_mem [0:NBUCKET-1];
-    reg [64*NMEM-1:0] bucket_base;
-    integer bucket = NPHASE, bi;
+    reg [63:0] mem_base [0:NMEM-1];
+    reg [63:0] bucket_base [0:NMEM-1];
+    reg [63:0] phase_mem [0:NBUCKET*NMEM-1];  // bucket b, counter k at b*NMEM + k
+    reg [63:0] count_now;
+    integer bucket = NPHASE, bi, mk;
 
     // Add the accesses since the last phase change to the current bucket.
     task close_bucket;
-        reg [64*NMEM-1:0] now;
         begin
-            now = mem_now(1'b0);
-            for (bi = 0; bi < NMEM; bi = bi + 1)
-                phase_mem[bucket][bi*64 +: 64] = phase_mem[bucket][bi*64 +: 64] + now[bi*64 +: 64] - bucket_base[bi*64 +: 64];
-            bucket_base = now;
+            for (mk = 0; mk < NMEM; mk = mk + 1) begin
+                count_now = mem_count(mk);
+                phase_mem[bucket*NMEM + mk] = phase_mem[bucket*NMEM + mk] + count_now - bucket_base[mk];
+                bucket_base[mk] = count_now;
+            end
         end
     endtask
 
     task snapshot_memory_counts;
         begin
-            mem_base = mem_now(1'b0);
-            bucket_base = mem_base;
+            for (mk = 0; mk < NMEM; mk = mk + 1) begin
+                mem_base[mk] = mem_count(mk);
+                bucket_base[mk] = mem_base[mk];
+            end
             bucket = NPHASE;
-            for (bi = 0; bi < NBUCKET; bi = bi + 1) phase_mem[bi] = {64*NMEM{1'b0}};
+            for (bi = 0; bi < NBUCKET*NMEM; bi = bi + 1) phase_mem[bi] = 64'd0;
         end
     endtask
 
     task write_memory_counts(input integer fd);
         begin
-            mem_end = mem_now(1'b0);
             close_bucket;
-            $fwrite(fd, " M");  // most significant first: the order of mem_now
-            for (pi = NMEM - 1; pi >= 0; pi = pi - 1) $fwrite(fd, " %0d", mem_end[pi*64 +: 64] - mem_base[pi*64 +: 64]);
+            $fwrite(fd, " M");  // most significant first: counter NMEM-1 down to 0
+            for (mk = NMEM - 1; mk >= 0; mk = mk - 1) $fwrite(fd, " %0d", mem_count(mk) - mem_base[mk]);
             $fwrite(fd, " P");  // bucket by bucket, each in the order of M
             for (bi = 0; bi < NBUCKET; bi = bi + 1)
-                for (pi = NMEM - 1; pi >= 0; pi = pi - 1) $fwrite(fd, " %0d", phase_mem[bi][pi*64 +: 64]);
+                for (mk = NMEM - 1; mk >= 0; mk = mk - 1) $fwrite(fd, " %0d", phase_mem[bi*NMEM + mk]);
         end
     endtask
 
