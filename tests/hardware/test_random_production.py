@@ -1,7 +1,7 @@
 """The RTL at the production parameters (params.yaml `hardware`) through Verilator, against the golden model.
 
   * random networks aimed at the core's corners (tests/hardware/random_nets.py: families)
-    x >= 100,000 random images in all, every output potential, spike, SOP and MAC count
+    x >= 60,000 random images in all, every output potential, spike, SOP and MAC count
     compared; the seed changes every run and is printed (SPIKEBENCH_RTL_SEED=<seed> repeats a
     run, SPIKEBENCH_RTL_NETS=3,17 only those networks of it); a functional-coverage table
     (tests/hardware/coverage.py) must show every corner reached;
@@ -31,7 +31,7 @@ from spikebench.errors import ModelError, SpikebenchError
 from tests.hardware.coverage import NetCoverage, coverage_table, measure
 from tests.hardware.random_nets import FAMILIES, FILLER, Family, NetDraft, draw_case, production_config, rtl_seed
 
-VECTORS = 100_000    # random images in all, across the networks (fillers top the count up)
+VECTORS = 60_000     # random images in all, across the networks (fillers top the count up)
 CHUNK_IMAGES = 4000  # images per simulator process (and per batch file)
 
 

@@ -28,7 +28,7 @@ from tests.hardware.random_nets import TEST_CONFIG, rtl_seed
 
 SEED = str(rtl_seed())   # one per session
 UNIT_VECTORS = 2000      # per block, 4 blocks
-RANDOM_CASES = 48        # random networks ...
+RANDOM_CASES = 24        # random networks ...
 RANDOM_VECTORS = 50      # ... each with this many random input images
 
 
