@@ -232,7 +232,9 @@ def main() -> None:
         rows, curves, evaluations = [], {}, {}
         for scale in params.threshold_scales:
             evaluations[scale], scale_rows = run_scale(job, scale, run)
-            curves[f"rmp scale {scale:g} ({len(evaluations[scale].labels)} img)"] = evaluations[scale]
+            evaluation = evaluations[scale]
+            longer = f", T>64 on {evaluation.images[max(evaluation.timesteps)]}" if len(set(evaluation.images.values())) > 1 else ""
+            curves[f"rmp scale {scale:g} ({len(evaluation.labels)} img{longer})"] = evaluation
             rows += scale_rows
         rmp = subset_evaluation(evaluations[params.main_scale], job.images)  # the latency comparisons' images
         baselines = hard_reset_baselines(job, rmp, curves)
