@@ -226,7 +226,8 @@ def render_markdown(frame: pd.DataFrame, pooled: pd.DataFrame, headline: pd.Data
         f"- **Headline rows**: one per method, chosen by the rule in `params.yaml` (`leaderboard.headline`): {rule}. "
         "Every headline accuracy is on the **whole test split**; subset rows are only in the detail tables.",
         "- **Accuracy** with its 95% Wilson interval; with several seeds (`-S 'seeds=[0,1,2]'`), pooled over the seeds' images, "
-        "and the per-seed mean ± sd beside it.",
+        "and the per-seed mean ± sd beside it. The default run trains one seed; the trained headline methods over three seeds "
+        "are in [`reports/seeds.md`](../reports/seeds.md) (`make seeds`).",
         "- **Δ vs ANN** in percentage points against the ANN baseline **on the same test images**, with the exact McNemar "
         "p-value of the paired difference (the images one gets right and the other wrong).",
         "- **Energy** uses the 45 nm op model (E_MAC 4.6 pJ, E_AC 0.9 pJ; memory access not included); the gate-level column is "
