@@ -266,17 +266,17 @@ def headline_csv(headline: pd.DataFrame) -> str:
 
 def seeds_table(frame: pd.DataFrame, headline: pd.DataFrame) -> str:
     """Each headline configuration trained with several seeds: the accuracy of every seed on the whole split,
-    their mean ± sd, the pooled interval and the pooled paired Δ vs the ANN of the same seeds."""
-    from leaderboard.evaluation import config_key
+    their mean ± sd, the pooled interval and the pooled paired Δ vs the ANN of the same seeds. A seed's row is
+    found as `pooled_rows` found it (`seed_groups`: not by architecture, which a seed may prune differently);
+    the arch column is the first seed's."""
+    from leaderboard.evaluation import seed_groups
 
     seeds = sorted(int(s) for s in frame.seed.unique())
+    group_of = {index: group for _, group in seed_groups(frame) for index in group.index}
     lines = ["| method | arch | config | T | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± sd | pooled [95% CI] "
              "| Δ vs ANN (pp, pooled, same images) | p (McNemar) |", "|" + "---|" * (8 + len(seeds))]
-    for _, chosen in _ordered(headline).iterrows():
-        same = frame[(frame.dataset == chosen.dataset) & (frame.method == chosen.method) & (frame.library == chosen.library)
-                     & (frame.arch == chosen.arch) & (frame.timesteps == chosen.timesteps)]
-        same = same[[config_key(r) == config_key(chosen) for _, r in same.iterrows()]]
-        per_seed = {int(r.seed): r.acc for _, r in same.iterrows()}
+    for index, chosen in _ordered(headline).iterrows():
+        per_seed = {int(r.seed): r.acc for _, r in group_of[index].iterrows()}
         cells = " | ".join(f"{per_seed[s] * 100:.2f}%" if s in per_seed else "–" for s in seeds)
         spread = f"{chosen.seed_mean * 100:.2f} ± {chosen.seed_sd * 100:.2f}" if chosen.seeds > 1 else "– (1 seed)"
         lines.append(f"| {chosen.method} | {chosen.arch} | {config_label(chosen) or '–'} | {chosen.timesteps or '–'} | {cells} "

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaderboard.evaluation import Labels
+from leaderboard.evaluation import Labels, evaluate_rows, headline_rows, pooled_rows
 from leaderboard.figures import pareto_front
 from leaderboard.publish import build
-from leaderboard.tables import rmp_latency_table
+from leaderboard.tables import rmp_latency_table, seeds_table
 from spikebench.errors import SpikebenchError
 from spikebench.predictions import Predictions
 from spikebench.results import ResultRow, rows_frame, write_rows
@@ -105,6 +105,21 @@ def test_seeds_are_pooled_with_their_spread(tmp_path):
     assert "90.00% [" in line  # pooled: 540 of 600 images
     assert "90.00 ± 5.00 (3 seeds)" in line  # per-seed 95, 90, 85
     assert int(headline[headline.method == "st_pruning"].images.iloc[0]) == 600
+
+
+def test_seeds_table_lists_every_seed_of_a_method_that_prunes_to_other_widths(tmp_path):
+    results = tmp_path / "results" / "s.json"
+    write_rows(results, [
+        row("ann", answers(range(10)), 4e-6),
+        row("st_pruning", answers(range(10)), 1e-6, timesteps=4, seed=0, arch="cnn 15-37-44"),
+        row("st_pruning", answers(range(20)), 1e-6, timesteps=4, seed=1, arch="cnn 15-36-45"),
+        row("st_pruning", answers(range(30)), 1e-6, timesteps=4, seed=2, arch="cnn 14-37-44"),
+    ])
+    frame = evaluate_rows(rows_frame([results]), [Labels("digits", "s1", LABELS)])
+    table = seeds_table(frame, headline_rows(pooled_rows(frame), "min_energy_within_gap", 0.2))
+    line = next(line for line in table.splitlines() if line.startswith("| st_pruning"))
+    # each seed's own accuracy beside the spread computed from them (95, 90, 85), whatever widths it pruned to
+    assert "| cnn 15-37-44 |" in line and "| 95.00% | 90.00% | 85.00% | 90.00 ± 5.00 | 90.00% [" in line
 
 
 def test_hardware_row_shows_golden_accuracy_and_checked_images(tmp_path):
