@@ -1,5 +1,5 @@
 # spikebench: `make smoke` tries the whole pipeline in a few minutes, `make run` reproduces the
-# default leaderboard (~55 min on 2 cores), `make test` runs the suite. `make help` lists the targets.
+# default leaderboard (~50 min on 2 cores), `make test` runs the suite. `make help` lists the targets.
 # Every target starts with `setup`, which is idempotent (apt packages, .venv, pinned wheels).
 SHELL := /bin/bash
 VENV := .venv
@@ -23,7 +23,7 @@ setup: ## apt packages, .venv and the pinned Python stack (a second run takes a 
 smoke: setup ## the smoke profile (digits) as a DVC experiment: a few minutes; params.yaml stays as it is
 	$(PY) -m spikebench.cli smoke
 
-run: setup ## reproduce the default leaderboard (dvc repro, ~65 min on 2 cores), then print it
+run: setup ## reproduce the default leaderboard (dvc repro, ~47-54 min on 2 cores), then print it
 	dvc repro
 	$(PY) -m spikebench.timings
 	$(PY) -m spikebench.cli leaderboard
